@@ -1,0 +1,1 @@
+"""weige project package: settings and root URLs, plus the framework-free spatial toolkit."""

@@ -1,0 +1,145 @@
+"""Settings for weige. Everything can be set from the environment; the defaults run the
+embedded SpatiaLite database inside the project folder with no server."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from gis import preflight
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("WEIGE_VAR_DIR", BASE_DIR / "var"))
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "weige-development-key-not-for-production")
+DEBUG = os.environ.get("DEBUG", "1") == "1"
+ALLOWED_HOSTS = os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.gis",
+    "rest_framework",
+    "rest_framework_gis",
+    "grids",
+    "incidents",
+    "maps",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gis.urls"
+WSGI_APPLICATION = "gis.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+SPATIALITE_ENGINE = "gis.db.backends.spatialite"
+
+
+def database_from_url(url: str | None) -> dict:
+    """DATABASES['default'] from DATABASE_URL: `postgis://…` or `spatialite:///path`.
+
+    Without a URL, the embedded SpatiaLite file var/weige.sqlite3 is used.
+    """
+    if not url:
+        return {"ENGINE": SPATIALITE_ENGINE, "NAME": str(VAR_DIR / "weige.sqlite3")}
+    scheme = url.split(":", 1)[0]
+    if scheme not in ("postgis", "spatialite"):
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must start with postgis:// or spatialite:///, not {scheme}://"
+        )
+    config = dj_database_url.parse(url, conn_max_age=0)
+    if scheme == "spatialite":
+        config["ENGINE"] = SPATIALITE_ENGINE
+    return config
+
+
+DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL"))}
+if DATABASES["default"]["ENGINE"] == SPATIALITE_ENGINE:
+    # SQLite waits for a lock instead of failing at once when two processes write.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 30)
+    # The test database is a file so that subprocesses (commands under test) can share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_weige.sqlite3")}
+else:
+    DATABASES["default"].setdefault("TEST", {})
+
+try:
+    preflight.check(DATABASES["default"]["ENGINE"])
+except preflight.MissingLibrary as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "media/"
+MEDIA_ROOT = VAR_DIR / "media"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# --- Territory rules (DOMAIN.md §2) -------------------------------------------------------
+# Digits appended to a community/village code to number its grids (Beijing DB11/T 2157: 3;
+# CJ/T 213: 2), and to a grid code to number its micro-grids.
+WEIGE_GRID_SEQUENCE_WIDTH = int(os.environ.get("WEIGE_GRID_SEQUENCE_WIDTH", "3"))
+WEIGE_MICROGRID_SEQUENCE_WIDTH = int(os.environ.get("WEIGE_MICROGRID_SEQUENCE_WIDTH", "2"))
+# Points closer than this to another unit's boundary are flagged "near boundary" (metres).
+WEIGE_NEAR_BOUNDARY_M = float(os.environ.get("WEIGE_NEAR_BOUNDARY_M", "5"))
+# Overlap/gap pieces smaller than this are treated as numerical noise (square metres), and
+# pieces thinner than the sliver width are reported as slivers (metres).
+WEIGE_COVERAGE_MIN_AREA_M2 = float(os.environ.get("WEIGE_COVERAGE_MIN_AREA_M2", "1"))
+WEIGE_SLIVER_WIDTH_M = float(os.environ.get("WEIGE_SLIVER_WIDTH_M", "2"))
+
+
+# Django's GDAL (Debian 12 ships 3.6) is used only for EPSG:4326 geometries the app builds
+# itself; files from users are read through pyogrio's own GDAL. The "cannot block file and
+# network access in spatial references" warning therefore does not apply.
+SILENCED_SYSTEM_CHECKS = ["gis.W001"]
