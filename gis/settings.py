@@ -11,6 +11,7 @@ from gis import preflight
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("WEIGE_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "weige-development-key-not-for-production")
 DEBUG = os.environ.get("DEBUG", "1") == "1"

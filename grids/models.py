@@ -30,7 +30,8 @@ class Unit(models.Model):
         on_delete=models.PROTECT,
         related_name="children",
     )
-    # Materialised path of ids ("/1/7/42/") for subtree queries; maintained by services.
+    # Materialised path of codes ("/<district>/<street>/<code>/") for subtree queries;
+    # maintained by grids.services.boundaries.
     path = models.CharField(max_length=255, db_index=True, editable=False, default="")
     grid_type = models.CharField(
         _("grid type"), max_length=16, choices=GridType.choices, blank=True
@@ -121,6 +122,7 @@ class BoundaryVersion(models.Model):
     sources = models.ManyToManyField(
         "self",
         through="Lineage",
+        through_fields=("to_version", "from_version"),
         symmetrical=False,
         related_name="successors",
         verbose_name=_("came from"),

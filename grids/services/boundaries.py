@@ -35,8 +35,13 @@ def check_parent(kind: str, parent: Unit | None, code: str) -> None:
         )
 
 
+def unit_path(code: str, parent: Unit | None) -> str:
+    """The materialised path of a unit: its ancestors' codes and its own, "/a/b/c/"."""
+    return f"{parent.path if parent else '/'}{code}/"
+
+
 def set_path(unit: Unit) -> None:
-    unit.path = f"{unit.parent.path if unit.parent_id else '/'}{unit.pk}/"
+    unit.path = unit_path(unit.code, unit.parent)
     Unit.objects.filter(pk=unit.pk).update(path=unit.path)
 
 

@@ -12,6 +12,8 @@ from grids.kinds import UnitKind
 from grids.models import ChangeKind, Unit
 from grids.services.boundaries import TerritoryError, create_unit, retire_unit
 
+CONTIGUITY_TOLERANCE_DEG = 1e-6  # about 0.1 m
+
 
 @transaction.atomic
 def merge_courtyards(
@@ -60,9 +62,12 @@ def merge_courtyards(
             )
             % {"codes": ", ".join(c.code for c in courtyards)}
         )
-    union = shapely.union_all([to_shapely(v.geom) for v in versions])
-    if union.geom_type != "Polygon":
-        pieces = len(union.geoms) if hasattr(union, "geoms") else 0
+    geoms = [to_shapely(v.geom) for v in versions]
+    union = shapely.union_all(geoms)
+    # Contiguity allows for digitising noise: compounds closer than ~0.1 m count as touching.
+    touching = shapely.union_all(shapely.buffer(geoms, CONTIGUITY_TOLERANCE_DEG))
+    if touching.geom_type != "Polygon":
+        pieces = len(touching.geoms)
         if not force:
             raise TerritoryError(
                 _(

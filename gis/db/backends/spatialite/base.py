@@ -11,12 +11,14 @@ import decimal
 from collections.abc import Mapping
 from itertools import tee
 
+from django.contrib.gis.db.backends.spatialite.adapter import SpatiaLiteAdapter
 from django.contrib.gis.db.backends.spatialite.base import DatabaseWrapper as SpatiaLiteWrapper
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.sqlite3 import base as sqlite_base
 from django.db.backends.sqlite3._functions import register as register_functions
 from django.utils.asyncio import async_unsafe
 
+from gis.db.backends.spatialite.schema import SchemaEditor
 from gis.db.sqlite_driver import STDLIB_CAN_LOAD_EXTENSIONS, NoExtensionLoading, dbapi
 
 
@@ -34,6 +36,8 @@ def _sqlean_dbapi():
     sqlean_dbapi.register_adapter(decimal.Decimal, str)
     sqlean_dbapi.register_adapter(datetime.date, sqlite_base.adapt_date)
     sqlean_dbapi.register_adapter(datetime.datetime, sqlite_base.adapt_datetime)
+    # GeoDjango's adapter only "conforms" to the standard module's PrepareProtocol.
+    sqlean_dbapi.register_adapter(SpatiaLiteAdapter, str)
     return sqlean_dbapi
 
 
@@ -64,6 +68,7 @@ class CursorWrapper(Database.Cursor):
 
 class DatabaseWrapper(SpatiaLiteWrapper):
     Database = Database
+    SchemaEditorClass = SchemaEditor
 
     @async_unsafe
     def get_new_connection(self, conn_params):
