@@ -1,21 +1,24 @@
 """Coverage checks for sibling territory units: no gaps, no overlaps, nothing outside the parent.
 
-Grids under one community must cover it exactly, likewise micro-grids under one grid (see
-docs: DOMAIN.md §1). This module checks a flat list of units, each with a code, a geometry and
-a parent code, against their parents' geometries, and can repair what it finds.
+Grids under one community must cover it exactly, likewise micro-grids under one grid ("no gaps,
+no overlaps", Beijing DB11/T 2157-2023). This module checks a flat list of units, each with a
+code, a geometry and a parent code, against their parents' geometries, and can repair what it
+finds.
 
 Framework-free: only numpy, shapely (GEOS coverage functions, STRtree), pyproj and the standard
-library. Geometries are WGS84 lon/lat degrees; areas are m², lengths and widths metres, on the
-GRS80 ellipsoid.
+library. Geometries are WGS84 lon/lat degrees. Piece areas are m² and widths metres in a local
+metric scale (GRS80 metres per degree at the piece's latitude; see
+:func:`gis.geometry.local_area_m2` for why not geodesic); shared-border lengths are geodesic
+metres on GRS80.
 
-How it stays fast (10,000 micro-grids in a fraction of a second): each sibling group is first
+How it stays fast (10,000 micro-grids in well under a second): each sibling group is first
 validated with GEOS' coverage validator (``shapely.coverage_invalid_edges``). A group whose
 coverage is valid has no overlaps, so only members with invalid edges are paired with their
-STRtree neighbours, and only pairs whose interiors intersect are intersected. The union of a
-group comes from ``shapely.coverage_union_all`` (plain union when the coverage is invalid);
-gaps are ``parent - union`` and spill-over ``union - parent``, computed for all groups in one
-vectorised call. Pieces are filtered with a vectorised local-scale area before exact geodesic
-area and perimeter are computed for the few that remain.
+STRtree neighbours, only pairs whose interiors intersect (``relate_pattern``) are intersected.
+Group unions come from ``shapely.coverage_union_all`` (vectorised over groups; plain union when
+the coverage is invalid). Then one vectorised ``parent △ union`` finds every candidate gap or
+spill-over piece; its pieces are measured in one vectorised pass and only the few above
+``min_area_m2`` are split against the parent. Overlays run snap-rounded to 1e-9° (0.1 mm).
 
 Public API
 ----------
@@ -152,7 +155,6 @@ class _Prepared:
     parent_keys: list[str | None]
     geoms: np.ndarray  # usable geometry per feature (Polygon/MultiPolygon, 2D, valid) or None
     problems: list[Problem]
-    normalized_ok: np.ndarray  # bool: geometry usable without repair-worthy problems
     group_of: np.ndarray  # int group id per feature, -1 when unusable
     group_keys: list[str | None]
     members: list[np.ndarray]  # group id -> feature indices
@@ -219,7 +221,7 @@ def _prepare(features: Iterable[Any], parents: Mapping[str, BaseGeometry | None]
         raw.append(geom)
         parent_keys.append(None if parent is None else str(parent))
 
-    geoms, problems, ok = _normalize_many(raw, keys)
+    geoms, problems, _ = _normalize_many(raw, keys)
     # Codes are compared as strings (GeoJSON often carries them as numbers).
     parents = {str(pk): pg for pk, pg in parents.items()}
 
@@ -275,7 +277,7 @@ def _prepare(features: Iterable[Any], parents: Mapping[str, BaseGeometry | None]
                     )
                 )
     return _Prepared(
-        keys, parent_keys, geoms, problems, ok, group_of, group_keys, members, parent_geoms
+        keys, parent_keys, geoms, problems, group_of, group_keys, members, parent_geoms
     )
 
 
@@ -699,6 +701,7 @@ def repair_coverage(
     *,
     min_area_m2: float = 1.0,
     sliver_width_m: float = 2.0,
+    max_fill_area_m2: float | None = None,
 ) -> tuple[dict[str, MultiPolygon], list[Problem]]:
     """Repair sibling coverages (the ``--fix`` path); return new geometries and what was done.
 
@@ -710,13 +713,15 @@ def repair_coverage(
        sibling gets the difference (a sibling lying entirely inside another is left alone and
        reported unfixed);
     4. each gap piece (>= ``min_area_m2``) is merged into the sibling sharing the longest
-       border with it (geodesic metres); pieces with no bordering sibling stay, reported unfixed.
+       border with it (geodesic metres); pieces with no bordering sibling, or larger than
+       ``max_fill_area_m2`` (if given), stay and are reported unfixed.
 
     Overlaps and gaps thinner than ``sliver_width_m`` metres are labelled ``sliver`` as in
-    :func:`check_coverage`. Returns ``(key -> valid 2D MultiPolygon, problems)``: every
-    problem has ``fixed`` and a
-    ``change`` text when fixed. Units whose geometry cannot be repaired (empty, no polygons,
-    coordinates out of range) are left out of the mapping. Raises ValueError on duplicate codes.
+    :func:`check_coverage`. Returns ``(key -> valid 2D MultiPolygon, problems)``; each problem
+    says whether it was ``fixed`` and, if so, the ``change`` made. Units whose geometry cannot
+    be repaired (empty, no polygons, coordinates out of range) are left out of the mapping.
+    Units without problems are returned unchanged (as MultiPolygons). Raises ValueError on
+    duplicate codes.
     """
     feature_list = list(features)
     prep = _prepare(feature_list, parents)
@@ -766,7 +771,9 @@ def repair_coverage(
         big = _largest(pieces)
         clipped = _as_valid_multipolygon(
             _safe_binary(
-                shapely.intersection, geoms[i : i + 1], np.array([prep.parent_geoms[gid]])
+                shapely.intersection,
+                geoms[i : i + 1],
+                np.array([prep.parent_geoms[gid]], dtype=object),
             )[0]
         )
         ok = not clipped.is_empty
@@ -852,14 +859,19 @@ def repair_coverage(
         lengths = [(length, k) for k, length in near]
         where = format_location(piece.location)
         type_, detail = _kind([piece], sliver_width_m, "gap")
-        if not lengths:
+        too_big = max_fill_area_m2 is not None and piece.area_m2 > max_fill_area_m2
+        if not lengths or too_big:
+            why = (
+                f"is larger than {_fmt_area(max_fill_area_m2 or 0)}; assign it by hand"
+                if too_big
+                else "borders no child"
+            )
             problems.append(
                 Problem(
                     type_,
                     "error",
-                    [parent],
-                    f"gap of {_fmt_area(piece.area_m2)} in {parent} at {where} borders no "
-                    "child; not filled",
+                    [parent, *(keys[k] for _, k in lengths)],
+                    f"gap of {_fmt_area(piece.area_m2)} in {parent} at {where} {why}; not filled",
                     piece.location,
                     piece.area_m2,
                     detail=detail,

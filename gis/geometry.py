@@ -12,6 +12,7 @@ Public API
 - :class:`Problem` - one finding (shared with :mod:`gis.coverage`), JSON-ready via ``to_dict``.
 - :func:`normalize_polygonal` - check one geometry, return it as a 2D MultiPolygon plus problems.
 - :func:`repair_polygonal` - make one geometry a valid 2D MultiPolygon, describing each change.
+- :func:`parse_reason` - split a GEOS validity reason into text and (lon, lat) location.
 - :func:`to_multipolygon` - keep only the polygonal parts of any geometry, as a MultiPolygon.
 - :func:`geodesic_area_perimeter` - area (m²) and perimeter (m) of a lon/lat geometry.
 - :func:`local_area_m2`, :func:`local_area_perimeter` - vectorised area (m²) and perimeter (m)
@@ -41,6 +42,7 @@ __all__ = [
     "local_area_m2",
     "local_area_perimeter",
     "normalize_polygonal",
+    "parse_reason",
     "repair_polygonal",
     "to_multipolygon",
 ]

@@ -88,7 +88,8 @@ if DATABASES["default"]["ENGINE"] == SPATIALITE_ENGINE:
     # SQLite waits for a lock instead of failing at once when two processes write.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 30)
     # The test database is a file so that subprocesses (commands under test) can share it.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_weige.sqlite3")}
+    # One per process, so that two test runs on one machine do not share a file.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_weige_{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"].setdefault("TEST", {})
 

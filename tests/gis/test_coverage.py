@@ -265,6 +265,13 @@ def test_childless_parent_is_one_gap():
     assert "no child units" in report.problems[0].message
 
 
+def test_numeric_codes_are_compared_as_strings():
+    # GeoJSON often carries codes as numbers.
+    features = [(1001, quad(0, 0, 100, 100), 1000), (1002, quad(100, 0, 230, 100), 1000)]
+    report = check_coverage(features, {1000: quad(0, 0, 200, 100)})
+    assert [p.codes for p in report.problems] == [["1002", "1000"]]
+
+
 def test_duplicate_codes_reported():
     features = [("A", quad(0, 0, 100, 100), "P"), ("A", quad(100, 0, 200, 100), "P")]
     report = check_coverage(features, {"P": quad(0, 0, 200, 100)})
@@ -400,6 +407,18 @@ def test_repair_leaves_gap_without_bordering_sibling():
     assert not gap.fixed and gap.change is None
     assert "borders no child" in gap.message
     assert fixed["A"].equals(quad(0, 0, 100, 100))
+
+
+def test_repair_can_leave_large_gaps_for_a_human():
+    features = [("A", quad(0, 0, 100, 100), "P"), ("B", quad(150, 0, 200, 100), "P")]
+    parents = {"P": quad(0, 0, 200, 100)}
+    fixed, problems = repair_coverage(features, parents, max_fill_area_m2=1000)
+    (gap,) = problems
+    assert not gap.fixed and gap.codes == ["P", "A", "B"]
+    assert "assign it by hand" in gap.message
+    assert fixed["A"].equals(quad(0, 0, 100, 100))
+    fixed, problems = repair_coverage(features, parents)  # default: every gap is filled
+    assert problems[0].fixed and "merged into A" in problems[0].change
 
 
 def test_repair_rejects_duplicate_codes():

@@ -3,6 +3,7 @@
 import datetime
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -376,12 +377,12 @@ def test_check_coverage_command(community, tmp_path, make_unit):
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_import_leaves_nothing_behind(community, tmp_path):
     """Kill -9 the import while it writes: the database holds none of its units."""
-    # 40 × 50 = 2,000 grids under 20 communities (each 100 grids would overflow 3 digits)
+    # 10,000 grids under 100 communities: enough that writing takes a while
     street = community.parent
     from grids.services.boundaries import create_unit
 
     rows = []
-    for c in range(20):
+    for c in range(100):
         code = f"510199001{c + 2:03d}"
         x0 = 104.0 + c * 0.01
         create_unit(
@@ -403,6 +404,7 @@ def test_a_killed_import_leaves_nothing_behind(community, tmp_path):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "gis.settings",
+        "PYTHONUNBUFFERED": "1",
         "DATABASE_URL": database_url_for_subprocess(),
     }
     proc = subprocess.Popen(
@@ -413,21 +415,23 @@ def test_a_killed_import_leaves_nothing_behind(community, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    # wait until the command is writing (its "writing" progress bar appears), then kill it
+    # wait until the command has written part of the units (its "writing" progress bar shows
+    # a count above zero), then kill it
     deadline = time.monotonic() + 120
     seen = ""
-    while "writing" not in seen and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         chunk = proc.stderr.read(1)
         if not chunk:
             break
         seen += chunk
-    time.sleep(0.3)
+        if re.search(r"\b([1-9]\d*)/\d+ ", seen):
+            break
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "the import finished before it could be killed"
-    assert "writing" in seen
+    assert re.search(r"\b([1-9]\d*)/\d+ ", seen), seen[-500:]
     assert not Unit.objects.filter(kind="grid").exists()
-    assert Unit.objects.filter(kind="community").count() == 21
+    assert Unit.objects.filter(kind="community").count() == 101
 
 
 def database_url_for_subprocess() -> str:
