@@ -1,0 +1,124 @@
+"""`python manage.py load_demo [--scale N] [--quiet]`: load the demo district 锦宁区.
+
+Idempotent: when the demo is already loaded it changes nothing and prints the demo logins.
+"""
+
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.db import IntegrityError
+from django.db.models import Count
+from tqdm import tqdm
+
+from fixtures import demo
+from grids.codes import CodeError
+from grids.kinds import UnitKind
+from grids.models import StaffAssignment, Unit
+from grids.services.boundaries import TerritoryError
+
+
+class Command(BaseCommand):
+    help = (
+        "Load the generated demo district 锦宁区 (510199) with staff, party branches, "
+        "workstations and one login per group. Re-running with the same scale changes nothing."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--scale",
+            type=int,
+            default=1,
+            help=f"size: 1 = 3 streets, ~950 micro-grids; N = 3N streets (1–{demo.MAX_SCALE}; "
+            "16 gives over 10,000 micro-grids)",
+        )
+        parser.add_argument(
+            "--quiet", action="store_true", help="print only the logins, no progress"
+        )
+
+    def handle(self, *, scale: int, quiet: bool, **options):
+        if not 1 <= scale <= demo.MAX_SCALE:
+            raise CommandError(f"--scale must be 1–{demo.MAX_SCALE}, not {scale}")
+        try:
+            existing = demo.installed_scale()
+            if existing is None:
+                demo.check_logins_free()
+        except demo.DemoConflict as exc:
+            raise CommandError(str(exc)) from None
+        if existing is not None and existing != scale:
+            raise CommandError(
+                f"the database already holds the demo at scale {existing}; load scale {scale} "
+                "into a separate database, e.g. DATABASE_URL=spatialite:///var/bench.sqlite3 "
+                "(run migrate on it first)"
+            )
+        if existing is None:
+            try:
+                self.load(scale, quiet)
+            except (demo.DemoConflict, TerritoryError, CodeError, IntegrityError) as exc:
+                # IntegrityError: another load_demo finished first
+                raise CommandError(f"nothing was loaded: {exc}") from None
+        elif not quiet:
+            self.stdout.write(f"demo district (scale {scale}) already loaded; nothing changed")
+        if not quiet:
+            self.print_counts()
+        self.print_logins()
+
+    def load(self, scale: int, quiet: bool) -> None:
+        started = time.monotonic()
+
+        def stage(text: str) -> None:
+            if not quiet:
+                self.stdout.write(f"[{time.monotonic() - started:6.1f} s] {text}")
+
+        stage(f"generating the demo district at scale {scale}")
+        district = demo.generate(scale)
+        bar = tqdm(total=len(district.units), unit="unit", disable=quiet, leave=False)
+
+        def progress(n: int) -> None:
+            bar.update(n)
+            if bar.n >= bar.total:
+                bar.close()  # before the next stage line
+
+        try:
+            demo.install(district, stage=stage, progress=progress)
+        finally:
+            bar.close()
+        stage("done")
+
+    def print_counts(self) -> None:
+        counts = dict(Unit.objects.values_list("kind").annotate(n=Count("id")))
+        retired = Unit.objects.filter(retired_on__isnull=False).count()
+        parts = [f"{kind} {counts.get(kind, 0):,}" for kind in UnitKind.values]
+        self.stdout.write("units: " + ", ".join(parts) + f" ({retired} retired by merges)")
+
+    def print_logins(self) -> None:
+        users = {
+            u.username: u
+            for u in get_user_model().objects.filter(
+                username__in=[name for name, *_ in demo.LOGINS]
+            )
+        }
+        rows = [("username", "password", "role", "scope")]
+        for username, _group, role, _unit in demo.LOGINS:
+            user = users.get(username)
+            assignment = (
+                StaffAssignment.objects.filter(member__user=user, role=role)
+                .select_related("unit__parent")
+                .first()
+                if user
+                else None
+            )
+            scope = _describe(assignment.unit) if assignment else "—"
+            rows.append((username, demo.DEMO_PASSWORD, role, scope))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            self.stdout.write("  ".join(cells + [row[3]]))
+
+
+def _describe(unit: Unit) -> str:
+    """ "花园社区第1网格 (510199001001001)": grids are named after their community."""
+    name = unit.name
+    if unit.kind in (UnitKind.GRID, UnitKind.MICROGRID) and unit.parent:
+        name = unit.parent.name + name
+    return f"{name} ({unit.code})"
