@@ -11,7 +11,7 @@ from django.db import IntegrityError
 from django.db.models import Count
 from tqdm import tqdm
 
-from fixtures import demo
+from fixtures import demo, install
 from grids.codes import CodeError
 from grids.kinds import UnitKind
 from grids.models import StaffAssignment, Unit
@@ -40,10 +40,10 @@ class Command(BaseCommand):
         if not 1 <= scale <= demo.MAX_SCALE:
             raise CommandError(f"--scale must be 1–{demo.MAX_SCALE}, not {scale}")
         try:
-            existing = demo.installed_scale()
+            existing = install.installed_scale()
             if existing is None:
-                demo.check_logins_free()
-        except demo.DemoConflict as exc:
+                install.check_logins_free()
+        except install.DemoConflict as exc:
             raise CommandError(str(exc)) from None
         if existing is not None and existing != scale:
             raise CommandError(
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         if existing is None:
             try:
                 self.load(scale, quiet)
-            except (demo.DemoConflict, TerritoryError, CodeError, IntegrityError) as exc:
+            except (install.DemoConflict, TerritoryError, CodeError, IntegrityError) as exc:
                 # IntegrityError: another load_demo finished first
                 raise CommandError(f"nothing was loaded: {exc}") from None
         elif not quiet:
@@ -80,7 +80,7 @@ class Command(BaseCommand):
                 bar.close()  # before the next stage line
 
         try:
-            demo.install(district, stage=stage, progress=progress)
+            install.install(district, stage=stage, progress=progress)
         finally:
             bar.close()
         stage("done")
