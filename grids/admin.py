@@ -15,10 +15,22 @@ from grids.models import (
     Unit,
     Workstation,
 )
+from grids.scoping import in_scope
 from grids.widgets import OfflineMapWidget
 
 
-class OfflineMapAdmin(gis_admin.GISModelAdmin):
+class ScopedAdminMixin:
+    """Admin lists go through the same scoping function as every other list."""
+
+    scope_field: str | None = "unit"
+    scope_through_many = False  # the scope field crosses a many-to-many relation
+
+    def get_queryset(self, request):
+        queryset = in_scope(super().get_queryset(request), request.user, self.scope_field)
+        return queryset.distinct() if self.scope_through_many else queryset
+
+
+class OfflineMapAdmin(ScopedAdminMixin, gis_admin.GISModelAdmin):
     formfield_overrides = {
         gis_models.MultiPolygonField: {"widget": OfflineMapWidget},
         gis_models.PointField: {"widget": OfflineMapWidget},
@@ -47,7 +59,8 @@ class AssignmentInline(admin.TabularInline):
 
 
 @admin.register(Unit)
-class UnitAdmin(admin.ModelAdmin):
+class UnitAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    scope_field = None
     list_display = ("code", "name", "kind", "parent", "households", "population", "retired_on")
     list_filter = ("kind", "grid_type", "retired_on")
     search_fields = ("code", "name")
@@ -105,14 +118,16 @@ class BoundaryVersionAdmin(OfflineMapAdmin):
 
 
 @admin.register(StaffMember)
-class StaffMemberAdmin(admin.ModelAdmin):
+class StaffMemberAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    scope_field = "assignments__unit"
+    scope_through_many = True
     list_display = ("name", "phone", "user")
     search_fields = ("name", "phone", "user__username")
     raw_id_fields = ("user",)
 
 
 @admin.register(StaffAssignment)
-class StaffAssignmentAdmin(admin.ModelAdmin):
+class StaffAssignmentAdmin(ScopedAdminMixin, admin.ModelAdmin):
     list_display = ("member", "role", "unit", "start", "end")
     list_filter = ("role", "unit__kind")
     search_fields = ("member__name", "unit__code", "unit__name")
@@ -120,7 +135,7 @@ class StaffAssignmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(PartyBranch)
-class PartyBranchAdmin(admin.ModelAdmin):
+class PartyBranchAdmin(ScopedAdminMixin, admin.ModelAdmin):
     list_display = ("name", "kind", "unit", "secretary", "members")
     list_filter = ("kind",)
     search_fields = ("name", "unit__name")
@@ -129,6 +144,8 @@ class PartyBranchAdmin(admin.ModelAdmin):
 
 @admin.register(Workstation)
 class WorkstationAdmin(OfflineMapAdmin):
+    scope_field = "units"
+    scope_through_many = True
     list_display = ("name", "pilot", "address", "opened_on")
     list_filter = ("pilot",)
     search_fields = ("name", "address")

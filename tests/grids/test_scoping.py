@@ -65,3 +65,20 @@ def test_home_page_lists_only_units_in_scope(client, small_territory, user_in):
     assert t["micro21"].code not in page
     assert client.get(f"/units/{t['micro11'].code}/").status_code == 200
     assert client.get(f"/units/{t['micro21'].code}/").status_code == 404
+
+
+def test_admin_lists_are_scoped_too(client, small_territory, user_in):
+    from django.contrib.auth.models import Permission
+
+    t = small_territory
+    chief = user_in(t["grid1"], "grid_chief")
+    chief.is_staff = True
+    chief.save()
+    chief.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_unit", "view_boundaryversion"])
+    )
+    client.force_login(chief)
+    units = client.get("/admin/grids/unit/").content.decode()
+    assert t["micro11"].code in units and t["micro21"].code not in units
+    versions = client.get("/admin/grids/boundaryversion/").content.decode()
+    assert t["micro12"].code in versions and t["grid2"].code not in versions
