@@ -74,17 +74,17 @@ def main() -> None:
     (folder / f"lookup-coverage-{stamp}.json").write_text(json.dumps(results, indent=2))
     print(
         "| database | micro-grids | lookup median | lookup p99 | STRtree median | STRtree p99 "
-        "| coverage check (all micro-grids) | naive pairwise | speed-up |"
+        "| coverage check, end to end | coverage check only | naive pairwise | speed-up |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        cov = r["coverage_s"]["with_db_load"]
+        check = r["coverage_s"]["check_only"]
         print(
             f"| {r['database']} | {r['microgrids']:,} | {r['lookup_ms']['median']:.2f} ms "
             f"| {r['lookup_ms']['p99']:.2f} ms | {r['strtree_ms']['median']:.3f} ms "
-            f"| {r['strtree_ms']['p99']:.3f} ms | {cov:.2f} s "
-            f"({r['coverage_s']['check_only']:.2f} s check only) "
-            f"| {r['naive_pairwise_s']:.1f} s | {r['naive_pairwise_s'] / cov:.0f}× |"
+            f"| {r['strtree_ms']['p99']:.3f} ms | {r['coverage_s']['with_db_load']:.2f} s "
+            f"| {check:.2f} s | {r['naive_pairwise_s']:.1f} s "
+            f"| {r['naive_pairwise_s'] / check:.0f}× |"
         )
     print()
     print(json.dumps(results, indent=2))

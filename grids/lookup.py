@@ -16,6 +16,7 @@ import datetime
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import shapely
 from django.conf import settings
 from django.db import connection
@@ -74,6 +75,12 @@ def _candidate_sql() -> str:
     )
 
 
+def _fetch(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def candidates(lon: float, lat: float, at: datetime.date, near_m: float) -> list[Candidate]:
     """Versions valid at `at` that contain the point or come within `near_m` metres of it."""
     dlat = near_m / METRES_PER_DEGREE
@@ -82,42 +89,36 @@ def candidates(lon: float, lat: float, at: datetime.date, near_m: float) -> list
         params = [lon - dlon, lat - dlat, lon + dlon, lat + dlat, at, at]
     else:
         params = [lon + dlon, lon - dlon, lat + dlat, lat - dlat, at, at]
-    with connection.cursor() as cursor:
-        cursor.execute(_candidate_sql(), params)
-        rows = cursor.fetchall()
+    rows = _fetch(_candidate_sql(), params)
     if not rows:
         return []
     point = shapely.Point(lon, lat)
-    # Equirectangular metres around the point: exact enough within a few hundred metres.
-    scale_x = METRES_PER_DEGREE * math.cos(math.radians(lat))
-    found = []
-    for vid, uid, kind, code, name, parent_id, vfrom, vto, wkb in rows:
-        geom = shapely.from_wkb(bytes(wkb))
-        covers = shapely.covers(geom, point)
-        interior = covers and shapely.contains(geom, point)
-        if covers:
-            distance = 0.0
-        else:
-            local = shapely.transform(
-                geom, lambda xy: (xy - (lon, lat)) * (scale_x, METRES_PER_DEGREE)
-            )
-            distance = shapely.distance(local, shapely.Point(0, 0))
-        found.append(
-            Candidate(
-                vid,
-                uid,
-                kind,
-                code,
-                name,
-                parent_id,
-                _date(vfrom),
-                _date(vto),
-                bool(covers),
-                bool(interior),
-                float(distance),
-            )
+    geoms = shapely.from_wkb([bytes(row[8]) for row in rows])
+    covers = shapely.covers(geoms, point)
+    interior = covers & shapely.contains(geoms, point)
+    distances = np.zeros(len(rows))
+    outside = np.flatnonzero(~covers)
+    if outside.size:
+        # Equirectangular metres around the point: exact enough within a few hundred metres.
+        scale = np.array([METRES_PER_DEGREE * math.cos(math.radians(lat)), METRES_PER_DEGREE])
+        local = shapely.transform(geoms[outside], lambda xy: (xy - (lon, lat)) * scale)
+        distances[outside] = shapely.distance(local, shapely.Point(0, 0))
+    return [
+        Candidate(
+            vid,
+            uid,
+            kind,
+            code,
+            name,
+            parent_id,
+            _date(vfrom),
+            _date(vto),
+            bool(covers[i]),
+            bool(interior[i]),
+            float(distances[i]),
         )
-    return found
+        for i, (vid, uid, kind, code, name, parent_id, vfrom, vto, _wkb) in enumerate(rows)
+    ]
 
 
 def _date(value) -> datetime.date | None:
