@@ -443,3 +443,43 @@ def database_url_for_subprocess() -> str:
             f"{settings_dict['NAME']}"
         )
     return f"spatialite:///{settings_dict['NAME']}"
+
+
+def test_coordinates_out_of_range_are_refused_with_a_message(community, tmp_path):
+    path = tmp_path / "far.geojson"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {
+                            "code": f"{COMMUNITY}001",
+                            "name": "远方",
+                            "parent": COMMUNITY,
+                        },
+                        "geometry": {
+                            "type": "Polygon",
+                            "coordinates": [
+                                [
+                                    [204.0, 30.6],
+                                    [204.01, 30.6],
+                                    [204.01, 30.61],
+                                    [204.0, 30.61],
+                                    [204.0, 30.6],
+                                ]
+                            ],
+                        },
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    report = tmp_path / "report.json"
+    with pytest.raises(CommandError) as raised:
+        run_import(path, "--report", str(report))
+    text = str(raised.value) + (report.read_text(encoding="utf-8") if report.exists() else "")
+    assert "204" in text and ("range" in text or "lon/lat" in text)
+    assert not Unit.objects.filter(kind="grid").exists()
