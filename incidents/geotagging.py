@@ -91,75 +91,123 @@ class BulkGeotagger:
         far = datetime.date.max.toordinal()
         self.valid_to = np.array([r[6].toordinal() if r[6] else far for r in rows], dtype=np.int64)
         self.geoms = np.array([to_shapely(r[7]) for r in rows], dtype=object)
+        shapely.prepare(self.geoms)  # many point tests per polygon
         self.tree = shapely.STRtree(self.geoms)
         # codes rank: ties go to the lowest code
         self.code_rank = np.argsort(np.argsort(self.code.astype(str)))
 
-    def tag(self, lons: np.ndarray, lats: np.ndarray, dates: np.ndarray) -> list[Geotag]:
+    def tag(self, lons: np.ndarray, lats: np.ndarray, dates) -> "BulkTags":
         """Geotags for WGS84 points; `dates` are datetime.date objects (one per point)."""
         lons = np.asarray(lons, dtype=float)
         lats = np.asarray(lats, dtype=float)
-        days = np.array([d.toordinal() for d in dates], dtype=np.int64)
+        n = len(lons)
+        days = np.fromiter((d.toordinal() for d in dates), dtype=np.int64, count=n)
         points = shapely.points(lons, lats)
-        # candidates within near_m (degrees of latitude are the shortest; convert per point
-        # below with the exact local scale)
-        near_deg = self.near_m / (METRES_PER_DEGREE * 0.5)
-        p_idx, g_idx = self.tree.query(points, predicate="dwithin", distance=near_deg)
+        # Candidates: polygons whose bounding box meets a box of ±near_m around the point (a
+        # bounding-box query, cheap); the exact tests below run only on those.
+        dlat = self.near_m / METRES_PER_DEGREE
+        dlon = dlat / np.maximum(np.cos(np.radians(lats)), 1e-6)
+        boxes = shapely.box(lons - dlon, lats - dlat, lons + dlon, lats + dlat)
+        p_idx, g_idx = self.tree.query(boxes)
         valid = (self.valid_from[g_idx] <= days[p_idx]) & (days[p_idx] < self.valid_to[g_idx])
         p_idx, g_idx = p_idx[valid], g_idx[valid]
-        covers = shapely.covers(self.geoms[g_idx], points[p_idx])
-        interior = covers & shapely.contains(self.geoms[g_idx], points[p_idx])
+        geoms, hit_points = self.geoms[g_idx], points[p_idx]
+        covers = shapely.covers(geoms, hit_points)
+        interior = np.zeros(len(p_idx), dtype=bool)
+        inside = np.flatnonzero(covers)
+        interior[inside] = shapely.contains(geoms[inside], hit_points[inside])
         distance_m = np.zeros(len(p_idx))
+        distance_m[:] = np.inf
+        distance_m[covers] = 0.0
         outside = np.flatnonzero(~covers)
+        # Prepared-geometry distance test first, in degrees with the point's (larger)
+        # longitude radius: only those within reach need the metric distance.
+        reach = dlon[p_idx[outside]]
+        outside = outside[shapely.dwithin(geoms[outside], hit_points[outside], reach)]
         if outside.size:
             pi, gi = p_idx[outside], g_idx[outside]
-            scale_x = METRES_PER_DEGREE * np.cos(np.radians(lats[pi]))
-            # nearest point on the polygon, then metres with the local scale
             nearest = shapely.shortest_line(self.geoms[gi], points[pi])
             coords = shapely.get_coordinates(nearest).reshape(-1, 2, 2)
-            dx = (coords[:, 0, 0] - coords[:, 1, 0]) * scale_x
+            dx = (
+                (coords[:, 0, 0] - coords[:, 1, 0])
+                * METRES_PER_DEGREE
+                * np.cos(np.radians(lats[pi]))
+            )
             dy = (coords[:, 0, 1] - coords[:, 1, 1]) * METRES_PER_DEGREE
             distance_m[outside] = np.hypot(dx, dy)
-        order = np.lexsort((self.code_rank[g_idx], p_idx))
-        tags = [Geotag() for _ in range(len(lons))]
-        by_point: dict[int, list[tuple[int, bool, bool, float]]] = {}
-        for k in order:
-            by_point.setdefault(int(p_idx[k]), []).append(
-                (int(g_idx[k]), bool(covers[k]), bool(interior[k]), float(distance_m[k]))
-            )
-        for point, hits in by_point.items():
-            tags[point] = self._resolve(hits)
-        return tags
-
-    def _resolve(self, hits: list[tuple[int, bool, bool, float]]) -> Geotag:
-        tag = Geotag()
-        parent = None
+        result = BulkTags(n)
+        parent = np.full(n, -1, dtype=np.int64)
+        hit_level = self.level[g_idx]
         for level_index, (level, _kinds) in enumerate(LEVELS):
-            at_level = [h for h in hits if self.level[h[0]] == level_index]
-            containing = [h for h in at_level if h[1]]
-            if not containing:
+            at_level = np.flatnonzero(hit_level == level_index)
+            if not at_level.size:
                 continue
-            chosen = min(
-                containing,
-                key=lambda h: (
-                    parent is not None and self.parent_id[h[0]] != parent,
-                    not h[2],
-                    self.code_rank[h[0]],
-                ),
+            cover_hits = at_level[covers[at_level]]
+            chosen_hit_of_point = np.full(n, -1, dtype=np.int64)
+            if cover_hits.size:
+                pts, gs = p_idx[cover_hits], g_idx[cover_hits]
+                mismatch = (parent[pts] != -1) & (self.parent_id[gs] != parent[pts])
+                order = np.lexsort((self.code_rank[gs], ~interior[cover_hits], mismatch, pts))
+                sorted_pts = pts[order]
+                first = np.ones(len(order), dtype=bool)
+                first[1:] = sorted_pts[1:] != sorted_pts[:-1]
+                chosen_hits = cover_hits[order[first]]
+                chosen_pts = sorted_pts[first]
+                units = self.unit_id[g_idx[chosen_hits]]
+                getattr(result, level)[chosen_pts] = units
+                result.version[chosen_pts] = self.version_id[g_idx[chosen_hits]]
+                parent[chosen_pts] = units
+                chosen_hit_of_point[chosen_pts] = g_idx[chosen_hits]
+            # neighbours: other units of the level within near_m of a point with a choice
+            pts = p_idx[at_level]
+            near = (
+                (chosen_hit_of_point[pts] != -1)
+                & (g_idx[at_level] != chosen_hit_of_point[pts])
+                & (distance_m[at_level] <= self.near_m)
             )
-            setattr(tag, level, int(self.unit_id[chosen[0]]))
-            tag.version = int(self.version_id[chosen[0]])
-            parent = int(self.unit_id[chosen[0]])
-            for other in at_level:
-                if other[0] != chosen[0] and other[3] <= self.near_m:
-                    tag.near_boundary = True
-                    tag.candidates.append(
-                        {
-                            "kind": level,
-                            "id": int(self.unit_id[other[0]]),
-                            "code": str(self.code[other[0]]),
-                            "distance_m": round(other[3], 2),
-                            "neighbour_of": str(self.code[chosen[0]]),
-                        }
-                    )
-        return tag
+            for k in at_level[near]:
+                point, other = int(p_idx[k]), int(g_idx[k])
+                result.near_boundary[point] = True
+                result.candidates.setdefault(point, []).append(
+                    {
+                        "kind": level,
+                        "id": int(self.unit_id[other]),
+                        "code": str(self.code[other]),
+                        "distance_m": round(float(distance_m[k]), 2),
+                        "neighbour_of": str(self.code[chosen_hit_of_point[point]]),
+                    }
+                )
+        return result
+
+
+class BulkTags:
+    """Geotags of many points as arrays (unit ids, -1 where none) plus the few candidates."""
+
+    def __init__(self, n: int):
+        self.street = np.full(n, -1, dtype=np.int64)
+        self.community = np.full(n, -1, dtype=np.int64)
+        self.grid = np.full(n, -1, dtype=np.int64)
+        self.microgrid = np.full(n, -1, dtype=np.int64)
+        self.version = np.full(n, -1, dtype=np.int64)
+        self.near_boundary = np.zeros(n, dtype=bool)
+        self.candidates: dict[int, list[dict]] = {}
+
+    def __len__(self) -> int:
+        return len(self.street)
+
+    def __getitem__(self, i: int) -> Geotag:
+        def unit(values):
+            return None if values[i] == -1 else int(values[i])
+
+        return Geotag(
+            street=unit(self.street),
+            community=unit(self.community),
+            grid=unit(self.grid),
+            microgrid=unit(self.microgrid),
+            version=unit(self.version),
+            near_boundary=bool(self.near_boundary[i]),
+            candidates=self.candidates.get(i, []),
+        )
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
