@@ -93,15 +93,89 @@ class BulkGeotagger:
         self.geoms = np.array([to_shapely(r[7]) for r in rows], dtype=object)
         shapely.prepare(self.geoms)  # many point tests per polygon
         self.tree = shapely.STRtree(self.geoms)
+        self.micro = np.flatnonzero(self.level == len(LEVELS) - 1)
+        self.micro_tree = _strtree(self.geoms[self.micro])
+        self.boundaries = np.empty(len(self.geoms), dtype=object)
+        self.boundaries[self.micro] = shapely.boundary(self.geoms[self.micro])
+        shapely.prepare(self.boundaries[self.micro])
+        self._parent_tables: dict[int, np.ndarray] = {}
         # codes rank: ties go to the lowest code
         self.code_rank = np.argsort(np.argsort(self.code.astype(str)))
 
-    def tag(self, lons: np.ndarray, lats: np.ndarray, dates) -> "BulkTags":
-        """Geotags for WGS84 points; `dates` are datetime.date objects (one per point)."""
+    def tag(self, lons, lats, dates) -> "BulkTags":
+        """Geotags for WGS84 points; `dates` are datetime.date objects (one per point).
+
+        Fast path: a point inside a micro-grid (away from its edge) takes that micro-grid
+        and its ancestors by the parents recorded on the versions valid at the date — the
+        same answer as the level-by-level rule when children lie inside their parents, which
+        the import and coverage checks ensure, and because codes nest (a lower micro-grid
+        code means a lower grid code). Points near an edge or outside every micro-grid go
+        through the exact level-by-level rule.
+        """
         lons = np.asarray(lons, dtype=float)
         lats = np.asarray(lats, dtype=float)
         n = len(lons)
         days = np.fromiter((d.toordinal() for d in dates), dtype=np.int64, count=n)
+        points = shapely.points(lons, lats)
+        result = BulkTags(n)
+        if not n:
+            return result
+        p_idx, m_idx = self.micro_tree.query(points, predicate="intersects")
+        g_idx = self.micro[m_idx]
+        valid = (self.valid_from[g_idx] <= days[p_idx]) & (days[p_idx] < self.valid_to[g_idx])
+        p_idx, g_idx = p_idx[valid], g_idx[valid]
+        hits_per_point = np.bincount(p_idx, minlength=n)
+        single = hits_per_point[p_idx] == 1
+        p_one, g_one = p_idx[single], g_idx[single]
+        # distance to the micro-grid's edge: near ones take the exact path
+        dlat = self.near_m / METRES_PER_DEGREE
+        reach = dlat / np.maximum(np.cos(np.radians(lats[p_one])), 1e-6)
+        near = shapely.dwithin(self.boundaries[g_one], points[p_one], reach)
+        p_fast, g_fast = p_one[~near], g_one[~near]
+        result.microgrid[p_fast] = self.unit_id[g_fast]
+        result.version[p_fast] = self.version_id[g_fast]
+        self._fill_ancestors(result, p_fast, g_fast, days)
+        exact = np.ones(n, dtype=bool)
+        exact[p_fast] = False
+        rest = np.flatnonzero(exact)
+        if rest.size:
+            result.merge(rest, self._tag_exact(lons[rest], lats[rest], days[rest]))
+        return result
+
+    def _fill_ancestors(self, result, p_idx, g_idx, days) -> None:
+        """grid, community and street of micro-grid versions g_idx at each point's date."""
+        child = self.parent_id[g_idx]  # the grid (unit id) recorded on the micro version
+        for level in ("grid", "community", "street"):
+            getattr(result, level)[p_idx] = child
+            if level == "street":
+                break
+            child = self._parent_at(child, days[p_idx])
+
+    def _parent_at(self, unit_ids: np.ndarray, days: np.ndarray) -> np.ndarray:
+        """The parent (unit id) of each unit on the version valid at the matching day."""
+        out = np.full(len(unit_ids), -1, dtype=np.int64)
+        for day in np.unique(days):
+            table = self._parent_table(int(day))
+            sel = days == day
+            ids = unit_ids[sel]
+            ok = (ids >= 0) & (ids < len(table))
+            values = np.full(len(ids), -1, dtype=np.int64)
+            values[ok] = table[ids[ok]]
+            out[sel] = values
+        return out
+
+    def _parent_table(self, day: int) -> np.ndarray:
+        table = self._parent_tables.get(day)
+        if table is None:
+            valid = (self.valid_from <= day) & (day < self.valid_to) & (self.level < 3)
+            table = np.full(int(self.unit_id.max()) + 1, -1, dtype=np.int64)
+            table[self.unit_id[valid]] = self.parent_id[valid]
+            self._parent_tables[day] = table
+        return table
+
+    def _tag_exact(self, lons: np.ndarray, lats: np.ndarray, days: np.ndarray) -> "BulkTags":
+        """The level-by-level rule of grids.lookup, vectorised over points."""
+        n = len(lons)
         points = shapely.points(lons, lats)
         # Candidates: polygons whose bounding box meets a box of ±near_m around the point (a
         # bounding-box query, cheap); the exact tests below run only on those.
@@ -180,6 +254,10 @@ class BulkGeotagger:
         return result
 
 
+def _strtree(geoms: np.ndarray) -> shapely.STRtree:
+    return shapely.STRtree(geoms if len(geoms) else np.array([], dtype=object))
+
+
 class BulkTags:
     """Geotags of many points as arrays (unit ids, -1 where none) plus the few candidates."""
 
@@ -194,6 +272,13 @@ class BulkTags:
 
     def __len__(self) -> int:
         return len(self.street)
+
+    def merge(self, where: np.ndarray, other: "BulkTags") -> None:
+        """Put `other` (tags of the points at positions `where`) into these tags."""
+        for name in ("street", "community", "grid", "microgrid", "version", "near_boundary"):
+            getattr(self, name)[where] = getattr(other, name)
+        for i, candidates in other.candidates.items():
+            self.candidates[int(where[i])] = candidates
 
     def __getitem__(self, i: int) -> Geotag:
         def unit(values):
