@@ -59,6 +59,9 @@ GROUP_PERMISSIONS: dict[str, list[str]] = {
         for action in ("add", "change")
     ]
     + [
+        "incidents.view_category",
+        "incidents.add_category",
+        "incidents.change_category",
         "grids.delete_staffassignment",
         "grids.delete_partybranch",
         "auth.view_user",
@@ -86,7 +89,9 @@ def sync_groups(apps=None) -> None:
         wanted = []
         for perm in perms:
             app_label, codename = perm.split(".")
-            wanted.append(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+            permission = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if permission is not None:  # apps migrated later add theirs in a later sync
+                wanted.append(permission)
         group.permissions.set(wanted)
