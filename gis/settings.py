@@ -85,8 +85,13 @@ def database_from_url(url: str | None) -> dict:
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL"))}
 if DATABASES["default"]["ENGINE"] == SPATIALITE_ENGINE:
-    # SQLite waits for a lock instead of failing at once when two processes write.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 30)
+    # SQLite waits for a lock instead of failing at once when two processes write, and a
+    # transaction takes the write lock when it starts (BEGIN IMMEDIATE): two transactions
+    # that read and then write would otherwise deadlock, and one fail with "database is
+    # locked" instead of waiting its turn.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options.setdefault("timeout", 30)
+    options.setdefault("transaction_mode", "IMMEDIATE")
     # The test database is a file so that subprocesses (commands under test) can share it.
     # One per process, so that two test runs on one machine do not share a file.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_weige_{os.getpid()}.sqlite3")}
@@ -145,3 +150,8 @@ WEIGE_SLIVER_WIDTH_M = float(os.environ.get("WEIGE_SLIVER_WIDTH_M", "2"))
 # itself; files from users are read through pyogrio's own GDAL. The "cannot block file and
 # network access in spatial references" warning therefore does not apply.
 SILENCED_SYSTEM_CHECKS = ["gis.W001"]
+
+# --- Working time (DOMAIN.md §4) ----------------------------------------------------------
+# Working periods of every working day, "HH:MM-HH:MM" separated by commas. Deadlines count
+# only these periods on official working days (chinese-calendar holidays and make-up days).
+WEIGE_WORKING_HOURS = os.environ.get("WEIGE_WORKING_HOURS", "08:30-12:00,13:30-17:30")

@@ -1,0 +1,132 @@
+"""Taking an incident in: convert its coordinates, geotag it, give it its deadline, record it.
+
+Everything happens in one transaction with the first timeline entry. Bad input raises
+IntakeError with a message saying which field is wrong and why.
+"""
+
+import datetime
+import math
+from dataclasses import dataclass
+
+from django.contrib.gis.geos import Point
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from gis import crs as crs_tools
+from incidents.geotagging import geotag_point
+from incidents.models import Category, Incident, Source, TimelineEntry
+from incidents.workflow import State
+from incidents.working_time import WorkingCalendar, compute_deadline
+
+
+class IntakeError(ValueError):
+    """A report that cannot be taken in; the message names the field."""
+
+
+@dataclass
+class Report:
+    lon: float
+    lat: float
+    category: Category
+    source: str
+    crs: str = "wgs84"
+    description: str = ""
+    reporter_name: str = ""
+    reporter_phone: str = ""
+    urgent: bool = False
+    reported_at: datetime.datetime | None = None
+    external_id: str | None = None
+
+
+def _coordinates(report: Report) -> tuple[float, float]:
+    for name, value, limit in (("lon", report.lon, 180), ("lat", report.lat, 90)):
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise IntakeError(
+                _("%(name)s must be a finite number, not %(value)r")
+                % {"name": name, "value": value}
+            )
+        if abs(value) > limit:
+            raise IntakeError(
+                _("%(name)s=%(value)s is out of range -%(limit)d..%(limit)d")
+                % {"name": name, "value": value, "limit": limit}
+            )
+    if report.crs not in crs_tools.SUPPORTED:
+        raise IntakeError(
+            _("crs %(crs)r is not one of %(known)s")
+            % {"crs": report.crs, "known": ", ".join(crs_tools.SUPPORTED)}
+        )
+    lon, lat = crs_tools.to_wgs84(report.lon, report.lat, report.crs)
+    return float(lon), float(lat)
+
+
+def deadline_for(
+    category: Category,
+    start: datetime.datetime,
+    urgent: bool,
+    calendar: WorkingCalendar | None = None,
+):
+    calendar = calendar or WorkingCalendar.from_settings()
+    amount = category.deadline_urgent if urgent else category.deadline_normal
+    return compute_deadline(calendar, start, float(amount), category.deadline_unit)
+
+
+@transaction.atomic
+def report_incident(report: Report, *, user=None) -> Incident:
+    """Create an incident from a report (see the module docstring)."""
+    if report.source not in Source.values:
+        raise IntakeError(
+            _("source %(source)r is not one of %(known)s")
+            % {"source": report.source, "known": ", ".join(Source.values)}
+        )
+    if not report.category.active:
+        raise IntakeError(
+            _("category %(code)s is no longer in use") % {"code": report.category.code}
+        )
+    lon, lat = _coordinates(report)
+    reported_at = report.reported_at or timezone.now()
+    if timezone.is_naive(reported_at):
+        raise IntakeError(_("reported_at must carry a time zone"))
+    local_day = timezone.localtime(reported_at).date()
+    tag = geotag_point(lon, lat, local_day)
+    deadline = deadline_for(report.category, reported_at, report.urgent)
+    incident = Incident(
+        location=Point(lon, lat, srid=4326),
+        input_crs=report.crs,
+        input_lon=report.lon,
+        input_lat=report.lat,
+        category=report.category,
+        description=report.description,
+        source=report.source,
+        reporter_name=report.reporter_name,
+        reporter_phone=report.reporter_phone,
+        urgent=report.urgent,
+        reported_at=reported_at,
+        external_id=report.external_id or None,
+        state=State.REPORTED,
+        street_id=tag.street,
+        community_id=tag.community,
+        grid_id=tag.grid,
+        unit_id=tag.microgrid,
+        boundary_version_id=tag.version,
+        unassigned=tag.unassigned,
+        near_boundary=tag.near_boundary,
+        boundary_candidates=tag.candidates,
+        deadline=deadline.due,
+        deadline_note=deadline.warning(),
+    )
+    try:
+        with transaction.atomic():
+            incident.save()
+    except IntegrityError:
+        raise IntakeError(
+            _("an incident with external id %(id)s already exists") % {"id": report.external_id}
+        ) from None
+    TimelineEntry.objects.create(
+        incident=incident,
+        actor=user if getattr(user, "is_authenticated", False) else None,
+        action="report",
+        to_state=State.REPORTED,
+        data={"unassigned": tag.unassigned, "near_boundary": tag.near_boundary},
+    )
+    return incident
