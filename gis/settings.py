@@ -155,3 +155,6 @@ SILENCED_SYSTEM_CHECKS = ["gis.W001"]
 # Working periods of every working day, "HH:MM-HH:MM" separated by commas. Deadlines count
 # only these periods on official working days (chinese-calendar holidays and make-up days).
 WEIGE_WORKING_HOURS = os.environ.get("WEIGE_WORKING_HOURS", "08:30-12:00,13:30-17:30")
+# Open incidents of the same category reported within this many days (and within the
+# category's radius) are suggested as duplicates of a new report.
+WEIGE_DUPLICATE_WINDOW_DAYS = int(os.environ.get("WEIGE_DUPLICATE_WINDOW_DAYS", "7"))
