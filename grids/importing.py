@@ -32,6 +32,7 @@ from grids.kinds import PARENT_KINDS, UnitKind
 from grids.models import Unit
 from grids.services.boundaries import TerritoryError, revise_unit
 from grids.services.bulk import UnitRow, create_units_bulk
+from grids.signals import boundaries_changed
 
 NAME_FIELDS = ("name", "Name", "NAME", "名称", "name_zh")
 CODE_FIELDS = ("code", "Code", "CODE", "编码", "代码", "adcode")
@@ -452,6 +453,7 @@ def apply_plan(plan: ImportPlan, progress: Callable | None = None) -> ImportOutc
         )
     }
     new_rows = []
+    moved_units: list[int] = []
     for feature in plan.features:
         if not feature.importable or feature.geometry is None:
             outcome.skipped += 1
@@ -489,13 +491,15 @@ def apply_plan(plan: ImportPlan, progress: Callable | None = None) -> ImportOutc
             outcome.unchanged += 1
         else:
             outcome.revised += 1
+            if {"geometry", "parent"} & set(revision.changed):
+                moved_units.append(unit.pk)
         if options.force and recorded != unit.problems:
             unit.problems = recorded
             unit.save(update_fields=["problems"])
         if progress:
             progress(1)
     if new_rows:
-        create_units_bulk(
+        created = create_units_bulk(
             new_rows,
             valid_from=valid_from,
             source=source,
@@ -505,4 +509,9 @@ def apply_plan(plan: ImportPlan, progress: Callable | None = None) -> ImportOutc
             progress=progress,
         )
         outcome.created = len(new_rows)
+        moved_units.extend(unit.pk for unit in created.values())
+    if moved_units:
+        boundaries_changed.send(
+            sender=ImportPlan, unit_ids=moved_units, valid_from=valid_from, user=options.user
+        )
     return outcome
