@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from incidents.categories import export_categories
-from incidents.models import Category
+from incidents.models import Category, DispatchRule
 
 
 @admin.register(Category)
@@ -90,3 +90,34 @@ class CategoryAdmin(admin.ModelAdmin):
             % {"count": count},
             messages.SUCCESS,
         )
+
+
+@admin.register(DispatchRule)
+class DispatchRuleAdmin(admin.ModelAdmin):
+    """Ordered dispatch rules: the first active rule whose conditions all match wins."""
+
+    list_display = (
+        "order",
+        "name",
+        "category",
+        "major",
+        "unit",
+        "police_relevant",
+        "target",
+        "department",
+        "active",
+    )
+    list_display_links = ("name",)
+    list_editable = ("order", "active")
+    list_filter = ("active", "target", "police_relevant")
+    search_fields = ("name", "department", "category__code", "category__name", "unit__code")
+    ordering = ("order", "id")
+    raw_id_fields = ("unit",)
+    list_select_related = ("category", "unit")
+    fields = (
+        ("order", "active"),
+        "name",
+        ("category", "major", "police_relevant"),
+        "unit",
+        ("target", "department"),
+    )

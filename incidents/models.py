@@ -476,3 +476,74 @@ class TimelineEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise IncidentDeletionRefused(gettext("timeline entries cannot be deleted"))
+
+
+class DispatchTarget(models.TextChoices):
+    GRID_CHIEF = "grid_chief", _("the grid's chief")
+    GRID_MEMBERS = "grid_members", _("the grid's members")
+    COMMUNITY_POLICE = "community_police", _("the community police")
+    DEPARTMENT = "department", _("a department")
+
+
+class DispatchRule(models.Model):
+    """One routing rule: who gets a new incident (DOMAIN.md §4, 派遣).
+
+    Rules are tried in ``order`` (then id); the first active rule whose conditions all hold
+    wins (incidents.services.dispatch). Every condition is optional, empty means "any":
+    ``category``, ``major`` (the 2-digit 大类), ``unit`` (the incident lies in this unit or
+    below it) and ``police_relevant`` (must equal the category's flag). The dispatch
+    transition's timeline entry records which rule matched.
+    """
+
+    order = models.IntegerField(_("order"), default=100, help_text=_("lower comes first"))
+    name = models.CharField(_("name"), max_length=100)
+    active = models.BooleanField(_("active"), default=True)
+    category = models.ForeignKey(
+        Category,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="dispatch_rules",
+        verbose_name=_("category"),
+        help_text=_("empty: any category"),
+    )
+    major = models.CharField(
+        _("major class"),
+        max_length=2,
+        blank=True,
+        validators=[two_digits_validator],
+        help_text=_("empty: any major class"),
+    )
+    unit = models.ForeignKey(
+        "grids.Unit",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="dispatch_rules",
+        verbose_name=_("unit"),
+        help_text=_("incidents in this unit or below it; empty: anywhere"),
+    )
+    police_relevant = models.BooleanField(
+        _("police relevant"), null=True, blank=True, help_text=_("empty: either")
+    )
+    target = models.CharField(_("dispatch to"), max_length=24, choices=DispatchTarget.choices)
+    department = models.CharField(
+        _("department"),
+        max_length=100,
+        blank=True,
+        help_text=_("the handling department when dispatching to a department, e.g. 城管执法局"),
+    )
+
+    class Meta:
+        verbose_name = _("dispatch rule")
+        verbose_name_plural = _("dispatch rules")
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {self.name}"
+
+    def clean(self):
+        if self.target == DispatchTarget.DEPARTMENT and not self.department.strip():
+            raise ValidationError(
+                {"department": _("name the department the incidents are dispatched to")}
+            )
