@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.gis",
     "rest_framework",
     "rest_framework_gis",
+    "drf_spectacular",
     "grids",
     "incidents",
     "maps",
@@ -131,6 +132,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "weige API",
+    "DESCRIPTION": "Territory lookup and incidents of the weige grid-governance system.",
+    "VERSION": "0.1.0",
 }
 
 # --- Territory rules (DOMAIN.md §2) -------------------------------------------------------
