@@ -28,8 +28,8 @@ from gis.geometry import Problem, normalize_polygonal
 from gis.spatial_io import read_features
 from grids import codes
 from grids.geometry import to_shapely
-from grids.kinds import PARENT_KINDS, UnitKind
-from grids.models import Unit
+from grids.kinds import PARENT_KINDS, PARTITIONED_KINDS, UnitKind
+from grids.models import BoundaryVersion, Unit
 from grids.services.boundaries import TerritoryError, revise_unit
 from grids.services.bulk import UnitRow, create_units_bulk
 from grids.signals import boundaries_changed
@@ -261,7 +261,42 @@ def check_file(
         encoding=read.encoding,
     )
     _check_geometry(plan)
+    _check_existing_children(plan)
     return plan
+
+
+def _check_existing_children(plan: ImportPlan) -> None:
+    """Warn when units already below the imported ones no longer fit their new boundary.
+
+    A grid redrawn without its micro-grids leaves them sticking out or leaves gaps: the
+    import goes ahead (the children are redrawn next), but the report says which and where.
+    """
+    new_geometry = {
+        f.code: f.geometry for f in plan.features if f.importable and f.geometry is not None
+    }
+    if not new_geometry or plan.options.kind not in PARTITIONED_KINDS:
+        return
+    children = (
+        BoundaryVersion.objects.current()
+        .filter(unit__parent__code__in=list(new_geometry), unit__retired_on__isnull=True)
+        .exclude(unit__kind=UnitKind.COURTYARD)
+        .values_list("unit__code", "geom", "unit__parent__code")
+    )
+    features = [(code, to_shapely(geom), parent) for code, geom, parent in children]
+    if not features:
+        return
+    report = check_coverage(
+        features,
+        new_geometry,
+        min_area_m2=settings.WEIGE_COVERAGE_MIN_AREA_M2,
+        sliver_width_m=settings.WEIGE_SLIVER_WIDTH_M,
+    )
+    for problem in report.problems:
+        if problem.type in ("gap", "outside_parent", "sliver"):
+            problem.severity = "warning"
+            problem.type = f"children_{problem.type}"
+            problem.message = _("existing units below: %(message)s") % {"message": problem.message}
+            plan.problems.append(problem)
 
 
 def _check_parents(kind: str, features: list[Feature], problems: list[Problem]) -> None:

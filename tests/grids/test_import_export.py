@@ -483,3 +483,27 @@ def test_coordinates_out_of_range_are_refused_with_a_message(community, tmp_path
     text = str(raised.value) + (report.read_text(encoding="utf-8") if report.exists() else "")
     assert "204" in text and ("range" in text or "lon/lat" in text)
     assert not Unit.objects.filter(kind="grid").exists()
+
+
+def test_redrawing_a_grid_warns_about_its_micro_grids(small_territory, tmp_path):
+    t = small_territory
+    frame = gpd.GeoDataFrame(
+        {
+            "code": [t["grid1"].code, t["grid2"].code],
+            "name": ["第1网格", "第2网格"],
+            "parent": [COMMUNITY, COMMUNITY],
+            "geometry": [rect(104.00, 30.60, 104.008, 30.61), rect(104.008, 30.60, 104.02, 30.61)],
+        },
+        crs="EPSG:4326",
+    )
+    path = tmp_path / "grids.geojson"
+    frame.to_file(path)
+    report = tmp_path / "report.json"
+    run_import(path, "--report", str(report), "--valid-from", "2025-07-01")
+    body = read_report(report)
+    assert body["summary"]["imported"] is True  # warnings do not block
+    by_type = body["summary"]["by_type"]
+    assert by_type.get("children_outside_parent", 0) >= 1
+    assert by_type.get("children_gap", 0) >= 1
+    outside = next(p for p in body["problems"] if p["type"] == "children_outside_parent")
+    assert t["micro11"].code in outside["codes"] or t["micro12"].code in outside["codes"]
