@@ -165,3 +165,5 @@ WEIGE_WORKING_HOURS = os.environ.get("WEIGE_WORKING_HOURS", "08:30-12:00,13:30-1
 # Open incidents of the same category reported within this many days (and within the
 # category's radius) are suggested as duplicates of a new report.
 WEIGE_DUPLICATE_WINDOW_DAYS = int(os.environ.get("WEIGE_DUPLICATE_WINDOW_DAYS", "7"))
+# Photos attached to incidents: JPEG, PNG or WebP, at most this many bytes each.
+WEIGE_PHOTO_MAX_BYTES = int(os.environ.get("WEIGE_PHOTO_MAX_BYTES", str(10 * 1024 * 1024)))

@@ -547,3 +547,32 @@ class DispatchRule(models.Model):
             raise ValidationError(
                 {"department": _("name the department the incidents are dispatched to")}
             )
+
+
+class IncidentPhoto(models.Model):
+    """A photo of an incident, stored through Django's storage API (checked on the way in by
+    incidents.services.photos: JPEG, PNG or WebP, size limited)."""
+
+    incident = models.ForeignKey(
+        Incident, on_delete=models.PROTECT, related_name="photos", verbose_name=_("incident")
+    )
+    file = models.FileField(_("file"), upload_to="incidents/%Y/%m/")
+    content_type = models.CharField(_("type"), max_length=20)
+    size_bytes = models.PositiveIntegerField(_("size (bytes)"))
+    uploaded_at = models.DateTimeField(_("uploaded at"), default=timezone.now)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("uploaded by"),
+    )
+
+    class Meta:
+        verbose_name = _("photo")
+        verbose_name_plural = _("photos")
+        ordering = ["uploaded_at", "id"]
+
+    def __str__(self) -> str:
+        return f"#{self.incident_id} {self.file.name}"
