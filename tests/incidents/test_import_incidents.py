@@ -1,0 +1,232 @@
+"""manage.py import_incidents: bulk intake from CSV/GeoJSON, idempotent and resumable."""
+
+import datetime
+import json
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from gis.crs import wgs84_to_gcj02
+from incidents.models import Category, Incident, TimelineEntry
+from incidents.services.intake import deadline_for
+from incidents.workflow import State
+
+pytestmark = pytest.mark.django_db
+
+SH = ZoneInfo("Asia/Shanghai")
+HEADER = "id,lon,lat,category,time\n"
+
+
+@pytest.fixture
+def manhole():
+    # Seeded by migrations; a transactional test run before this one may have flushed them.
+    from grids.roles import sync_groups
+    from incidents.categories import load_seed
+
+    if not Category.objects.filter(code="C0101").exists():
+        load_seed()
+        sync_groups()
+    return Category.objects.get(code="C0101")  # urgent 2, normal 8 working hours
+
+
+def write(tmp_path, name, text, encoding="utf-8"):
+    path = tmp_path / name
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def run(path, *args, report=None):
+    extra = ["--report", str(report)] if report else []
+    call_command("import_incidents", str(path), *args, *extra, verbosity=0)
+    return json.loads(report.read_text(encoding="utf-8")) if report else None
+
+
+GOOD_AND_BAD = (
+    HEADER
+    + "a1,104.005,30.607,C0101,2025-06-09T09:00:00\n"  # 1 good: micro11
+    + "a2,104.015,30.602,C0101,2025-06-09 10:00\n"  # 2 good: micro22
+    + "a3,abc,30.607,C0101,2025-06-09T09:00:00\n"  # 3 text in a number column
+    + "a4,,30.607,C0101,2025-06-09T09:00:00\n"  # 4 empty coordinate
+    + "a5,204.0,30.607,C0101,2025-06-09T09:00:00\n"  # 5 out of range
+    + "a6,104.005,30.607,X9999,2025-06-09T09:00:00\n"  # 6 unknown category
+    + "a7,104.005,30.607,C0101,2025-13-45\n"  # 7 bad date
+    + ",104.005,30.607,C0101,2025-06-09T09:00:00\n"  # 8 missing id
+    + "a1,104.005,30.607,C0101,2025-06-09T09:00:00\n"  # 9 duplicate in file
+    + "a10,110.0,35.0,C0101,2025-06-09T09:00:00+08:00\n"  # 10 good, unassigned
+    + "a11,104.01003,30.607,C0101,2025-06-09T09:00:00\n"  # 11 good, near the grid edge
+)
+ID_ARGS = ["--id-field", "id", "--time-field", "time"]
+
+
+def test_good_rows_imported_bad_rows_listed_and_rerun_adds_nothing(
+    tmp_path, small_territory, manhole
+):
+    path = write(tmp_path, "mixed.csv", GOOD_AND_BAD)
+    report = run(path, *ID_ARGS, report=tmp_path / "r.json")
+    summary = report["summary"]
+    assert summary["imported"] == 4 and summary["unchanged"] == 0
+    assert summary["rejected"] == 7
+    assert summary["unassigned"] == 1 and summary["near_boundary"] == 1
+    assert summary["rejected_by_reason"] == {
+        "bad_coordinates": 2,
+        "bad_date": 1,
+        "duplicate_in_file": 1,
+        "missing_id": 1,
+        "out_of_range": 1,
+        "unknown_category": 1,
+    }
+    assert [(r["row"], r["reason"]) for r in report["rejected"]] == [
+        (3, "bad_coordinates"),
+        (4, "bad_coordinates"),
+        (5, "out_of_range"),
+        (6, "unknown_category"),
+        (7, "bad_date"),
+        (8, "missing_id"),
+        (9, "duplicate_in_file"),
+    ]
+    assert all(r["message"] for r in report["rejected"])
+    assert "'abc'" in report["rejected"][0]["message"]
+
+    t = small_territory
+    a1 = Incident.objects.get(external_id="a1")
+    assert (a1.street, a1.community, a1.grid, a1.unit) == (
+        t["street"],
+        t["community"],
+        t["grid1"],
+        t["micro11"],
+    )
+    assert a1.boundary_version == t["micro11"].current_version()
+    assert a1.reported_at == datetime.datetime(2025, 6, 9, 9, 0, tzinfo=SH)  # naive = Shanghai
+    # 8 working hours: 09:00-12:00, 13:30-17:30, then 08:30-09:30 the next day
+    assert a1.deadline == datetime.datetime(2025, 6, 10, 9, 30, tzinfo=SH)
+    assert a1.deadline == deadline_for(manhole, a1.reported_at, urgent=False).due
+    assert a1.state == State.REPORTED and a1.source == "import" and not a1.unassigned
+    (entry,) = a1.timeline.all()
+    assert entry.action == "report" and entry.to_state == State.REPORTED
+    assert Incident.objects.get(external_id="a2").unit == t["micro22"]
+    far = Incident.objects.get(external_id="a10")
+    assert far.unassigned and far.unit is None
+    near = Incident.objects.get(external_id="a11")
+    assert near.near_boundary and near.unit == t["micro21"]
+    assert {c["code"] for c in near.boundary_candidates} >= {t["grid1"].code}
+    assert TimelineEntry.objects.count() == 4
+
+    again = run(path, *ID_ARGS, report=tmp_path / "r2.json")["summary"]
+    assert (again["imported"], again["unchanged"], again["rejected"]) == (0, 4, 7)
+    assert Incident.objects.count() == 4 and TimelineEntry.objects.count() == 4
+
+
+def test_gcj02_rows_land_in_the_right_microgrid_and_keep_the_input(
+    tmp_path, small_territory, manhole
+):
+    lon, lat = wgs84_to_gcj02(104.005, 30.607)
+    path = write(tmp_path, "gcj.csv", f"{HEADER}g1,{lon!r},{lat!r},C0101,2025-06-09T09:00\n")
+    run(path, "--crs", "gcj02", *ID_ARGS)
+    incident = Incident.objects.get(external_id="g1")
+    assert incident.unit == small_territory["micro11"]
+    assert incident.input_crs == "gcj02"
+    assert (incident.input_lon, incident.input_lat) == (lon, lat)
+    assert incident.location.x == pytest.approx(104.005, abs=1e-6)
+
+
+def test_category_map_gbk_file_and_custom_time_format(tmp_path, small_territory, manhole):
+    mapping = write(
+        tmp_path, "map.csv", "source_value,category_code\n井盖缺失,C0101\n", encoding="utf-8"
+    )
+    text = (
+        "编号,经度,纬度,类型,时间\n"
+        "k1,104.005,30.607,井盖缺失,06/09/2025 09:00:00 AM\n"
+        "k2,104.005,30.607,路灯不亮,06/09/2025 09:00:00 AM\n"
+    )
+    path = write(tmp_path, "gbk.csv", text, encoding="gbk")
+    args = ["--encoding", "gbk", "--lon-field", "经度", "--lat-field", "纬度"]
+    args += ["--category-field", "类型", "--category-map", str(mapping), "--id-field", "编号"]
+    args += ["--time-field", "时间", "--time-format", "%m/%d/%Y %I:%M:%S %p"]
+    report = run(path, *args, report=tmp_path / "r.json")
+    assert report["summary"]["imported"] == 1
+    assert report["rejected"] == [
+        {"row": 2, "reason": "unknown_category", "message": "'路灯不亮' is not in the category map"}
+    ]
+    k1 = Incident.objects.get(external_id="k1")
+    assert k1.category == manhole and k1.unit == small_territory["micro11"]
+    assert k1.reported_at == datetime.datetime(2025, 6, 9, 9, 0, tzinfo=SH)
+
+
+def test_without_id_field_derived_ids_make_reruns_idempotent(tmp_path, small_territory, manhole):
+    path = write(tmp_path, "noid.csv", "lon,lat,category\n104.005,30.607,C0101\nx,1,C0101\n")
+    first = run(path, report=tmp_path / "r.json")["summary"]
+    second = run(path, report=tmp_path / "r.json")["summary"]
+    assert (first["imported"], first["rejected"]) == (1, 1)
+    assert (second["imported"], second["unchanged"]) == (0, 1)
+    assert list(Incident.objects.values_list("external_id", flat=True)) == ["noid.csv:1"]
+
+
+def test_killed_run_then_rerun_gives_every_good_row_exactly_once(
+    tmp_path, small_territory, manhole, monkeypatch
+):
+    lines = [HEADER]
+    for i in range(1, 11):
+        lines.append(f"k{i},104.00{i % 9 + 1},30.607,C0101,2025-06-09T09:00\n")
+    lines.append("k3,104.005,30.607,C0101,2025-06-09T09:00\n")  # duplicate
+    path = write(tmp_path, "kill.csv", "".join(lines))
+    # Killed inside the second chunk's transaction, after its incidents were inserted and
+    # before their timeline entries: the chunk must roll back as a whole.
+    manager = TimelineEntry.objects
+    real = manager.bulk_create
+    calls = []
+
+    def dies_in_second_chunk(entries, **kwargs):
+        calls.append(len(entries))
+        if len(calls) == 2:
+            assert Incident.objects.filter(external_id="k5").exists()
+            raise KeyboardInterrupt
+        return real(entries, **kwargs)
+
+    monkeypatch.setattr(manager, "bulk_create", dies_in_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        run(path, *ID_ARGS, "--chunk-size", "4")
+    assert sorted(Incident.objects.values_list("external_id", flat=True)) == [
+        "k1",
+        "k2",
+        "k3",
+        "k4",
+    ]
+    assert TimelineEntry.objects.count() == 4
+    monkeypatch.undo()
+    summary = run(path, *ID_ARGS, "--chunk-size", "4", report=tmp_path / "r.json")["summary"]
+    assert (summary["imported"], summary["unchanged"], summary["rejected"]) == (6, 4, 1)
+    ids = list(Incident.objects.values_list("external_id", flat=True))
+    assert sorted(ids) == sorted(f"k{i}" for i in range(1, 11))
+    assert TimelineEntry.objects.count() == 10
+
+
+def test_wrong_encoding_is_refused_with_a_hint(tmp_path, small_territory, manhole):
+    path = write(tmp_path, "gbk.csv", f"{HEADER}k1,104.005,30.607,C0101,井盖\n", encoding="gbk")
+    with pytest.raises(CommandError, match="--encoding gbk"):
+        run(path, *ID_ARGS)
+
+
+def test_geojson_points(tmp_path, small_territory, manhole):
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"sr": "j1", "kind": "C0101", "at": "2025-06-09T09:00:00+08:00"},
+            "geometry": {"type": "Point", "coordinates": [104.015, 30.607]},
+        },
+        {
+            "type": "Feature",
+            "properties": {"sr": "j2", "kind": "C0101", "at": "2025-06-09T09:00:00+08:00"},
+            "geometry": {"type": "LineString", "coordinates": [[104.0, 30.6], [104.1, 30.7]]},
+        },
+    ]
+    path = write(
+        tmp_path,
+        "points.geojson",
+        json.dumps({"type": "FeatureCollection", "features": features}),
+    )
+    args = ["--id-field", "sr", "--category-field", "kind", "--time-field", "at"]
+    report = run(path, *args, report=tmp_path / "r.json")
+    assert report["summary"]["imported"] == 1
+    assert [(r["row"], r["reason"]) for r in report["rejected"]] == [(2, "bad_coordinates")]
+    assert Incident.objects.get(external_id="j1").unit == small_territory["micro21"]
