@@ -4,6 +4,8 @@ import datetime
 import math
 
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -59,6 +61,16 @@ def parse_locate_params(params) -> tuple[float, float, str, datetime.date]:
 class LocateView(APIView):
     """GET /api/locate?lon=..&lat=..[&crs=wgs84|cgcs2000|gcj02|bd09][&at=YYYY-MM-DD]"""
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("lon", OpenApiTypes.DOUBLE, required=True),
+            OpenApiParameter("lat", OpenApiTypes.DOUBLE, required=True),
+            OpenApiParameter("crs", OpenApiTypes.STR, enum=["wgs84", "cgcs2000", "gcj02", "bd09"]),
+            OpenApiParameter("at", OpenApiTypes.DATE),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+        description="The chain of units containing the point at a date (see grids.lookup).",
+    )
     def get(self, request):
         try:
             lon, lat, crs_name, at = parse_locate_params(request.query_params)

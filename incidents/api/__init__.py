@@ -1,0 +1,1 @@
+"""REST API for incidents and categories (thin: parsing and errors here, work in services)."""
