@@ -167,3 +167,9 @@ WEIGE_WORKING_HOURS = os.environ.get("WEIGE_WORKING_HOURS", "08:30-12:00,13:30-1
 WEIGE_DUPLICATE_WINDOW_DAYS = int(os.environ.get("WEIGE_DUPLICATE_WINDOW_DAYS", "7"))
 # Photos attached to incidents: JPEG, PNG or WebP, at most this many bytes each.
 WEIGE_PHOTO_MAX_BYTES = int(os.environ.get("WEIGE_PHOTO_MAX_BYTES", str(10 * 1024 * 1024)))
+
+# --- Open311 GeoReport v2 ---------------------------------------------------------------
+# API keys allowed to POST service requests, comma-separated (e.g. a 12345 hotline bridge).
+WEIGE_OPEN311_API_KEYS = [
+    key for key in os.environ.get("WEIGE_OPEN311_API_KEYS", "").split(",") if key.strip()
+]
