@@ -50,6 +50,19 @@ class Geotag:
     def unassigned(self) -> bool:
         return self.microgrid is None
 
+    def incident_fields(self) -> dict:
+        """The placement fields of an Incident (incidents.models) for this geotag."""
+        return {
+            "street_id": self.street,
+            "community_id": self.community,
+            "grid_id": self.grid,
+            "unit_id": self.microgrid,
+            "boundary_version_id": self.version,
+            "unassigned": self.unassigned,
+            "near_boundary": self.near_boundary,
+            "boundary_candidates": self.candidates,
+        }
+
 
 def geotag_point(lon: float, lat: float, at: datetime.date, near_m: float | None = None) -> Geotag:
     """Geotag one WGS84 point as of `at` through the database lookup."""

@@ -83,12 +83,8 @@ def reassign_open_incidents(
                 incident.boundary_version_id = tag.version
                 incident.save(update_fields=["boundary_version"])
             continue
-        for level in LEVELS:
-            setattr(incident, f"{level}_id", new[level])
-        incident.boundary_version_id = tag.version
-        incident.unassigned = tag.unassigned
-        incident.near_boundary = tag.near_boundary
-        incident.boundary_candidates = tag.candidates
+        for name, value in tag.incident_fields().items():
+            setattr(incident, name, value)
         incident.save(
             update_fields=[
                 *(f"{level}" for level in LEVELS),
