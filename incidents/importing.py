@@ -45,6 +45,7 @@ from django.utils.translation import gettext as _
 from gis import crs as crs_tools
 from incidents.geotagging import BulkGeotagger
 from incidents.models import Category, Incident, Source, TimelineEntry
+from incidents.services.intake import deadline_fields
 from incidents.workflow import State
 from incidents.working_time import WorkingCalendar, compute_deadline
 
@@ -415,8 +416,12 @@ class _Builder:
         key = (category.pk, start)
         deadline = self._deadlines.get(key)
         if deadline is None:
-            deadline = compute_deadline(
-                self.calendar, start, float(category.deadline_normal), category.deadline_unit
+            deadline = deadline_fields(
+                compute_deadline(
+                    self.calendar, start, float(category.deadline_normal), category.deadline_unit
+                ),
+                start,
+                self.calendar,
             )
             if len(self._deadlines) > 100_000:
                 self._deadlines.clear()
@@ -448,8 +453,7 @@ class _Builder:
                     external_id=good.external_id,
                     state=State.REPORTED,
                     **tag.incident_fields(),
-                    deadline=deadline.due,
-                    deadline_note=deadline.warning(),
+                    **deadline,
                 )
             )
             entries.append(

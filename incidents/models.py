@@ -394,6 +394,11 @@ class Incident(gis_models.Model):
     boundary_candidates = models.JSONField(_("boundary candidates"), default=list, blank=True)
     deadline = models.DateTimeField(_("deadline"), null=True, blank=True, db_index=True)
     deadline_note = models.CharField(_("deadline note"), max_length=200, blank=True)
+    # When three times the allowed working time will have passed (incidents.working_time):
+    # "3× overdue" is then a comparison with now, usable in queries.
+    overdue_3x_at = models.DateTimeField(
+        _("three times overdue from"), null=True, blank=True, db_index=True
+    )
     closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
     duplicate_of = models.ForeignKey(
         "self",
@@ -434,6 +439,16 @@ class Incident(gis_models.Model):
     @property
     def is_open(self) -> bool:
         return self.state not in FINAL_STATES
+
+    @property
+    def is_overdue(self) -> bool:
+        """Open and past its deadline."""
+        return bool(self.is_open and self.deadline and timezone.now() > self.deadline)
+
+    @property
+    def is_3x_overdue(self) -> bool:
+        """Open and three times the allowed working time has passed."""
+        return bool(self.is_open and self.overdue_3x_at and timezone.now() >= self.overdue_3x_at)
 
 
 class TimelineEntry(models.Model):

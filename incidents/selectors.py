@@ -129,10 +129,13 @@ def filter_incidents(queryset: QuerySet, params) -> QuerySet:
                 % {"raw": unknown[0], "known": ", ".join(State.values)}
             )
         qs = qs.filter(state__in=states)
-    overdue = _bool(params, "overdue")
-    if overdue is not None:
-        late = Q(deadline__lt=timezone.now()) & ~Q(state__in=FINAL_STATES)
-        qs = qs.filter(late) if overdue else qs.exclude(late)
+    if (params.get("overdue") or "").lower() == "3x":
+        qs = qs.filter(overdue_3x_at__lte=timezone.now()).exclude(state__in=FINAL_STATES)
+    else:
+        overdue = _bool(params, "overdue")
+        if overdue is not None:
+            late = Q(deadline__lt=timezone.now()) & ~Q(state__in=FINAL_STATES)
+            qs = qs.filter(late) if overdue else qs.exclude(late)
     start, end = _date(params, "from"), _date(params, "to")
     if start and end and end < start:
         raise ValueError(_("to=%(to)s is before from=%(from)s") % {"to": end, "from": start})

@@ -49,7 +49,8 @@ Overdue
     ``overdue(deadline, now)`` is ``now > deadline``. The overdue factor is the working time
     elapsed since the start divided by the working time allowed (start → deadline), both
     measured with ``working_hours_between``; "3× overdue" (Signalen's factor 3) is
-    ``overdue_factor >= 3``, i.e. three times the allowed working time has passed.
+    ``overdue_factor >= 3``, i.e. three times the allowed working time has passed;
+    ``three_times_overdue_at`` is the moment that starts.
 
 Performance
     Each calendar instance lazily builds a table of day codes for whole years with running
@@ -87,6 +88,7 @@ __all__ = [
     "compute_deadline",
     "extend",
     "is_3x_overdue",
+    "three_times_overdue_at",
     "overdue",
     "overdue_factor",
     "parse_working_hours",
@@ -544,3 +546,17 @@ def is_3x_overdue(
     time has elapsed (compared exactly, in whole microseconds)."""
     elapsed, allowed = _elapsed_allowed(start, deadline, now, calendar)
     return elapsed > 0 and elapsed >= 3 * allowed
+
+
+def three_times_overdue_at(
+    start: dt.datetime, deadline: dt.datetime, calendar: WorkingCalendar
+) -> dt.datetime:
+    """The moment from which ``is_3x_overdue`` holds: three times the working time allowed
+    (``start`` → ``deadline``) after ``start``. Stored on incidents so that "3× overdue" is a
+    plain comparison in a query."""
+    _require_aware(start, "start")
+    _require_aware(deadline, "deadline")
+    allowed = calendar._between_us(start, deadline)
+    if allowed <= 0:
+        return start
+    return calendar.add_working_hours(start, 3 * allowed / _US_PER_HOUR)

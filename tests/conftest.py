@@ -99,3 +99,17 @@ def user_in(db, django_user_model):
         return user
 
     return make
+
+
+@pytest.fixture
+def seeded(db):
+    """The seeded categories and login groups (migrations create them; a transactional test
+    run earlier may have flushed them, so they are loaded again when missing)."""
+    from grids.roles import sync_groups
+    from incidents.categories import load_seed
+    from incidents.models import Category
+
+    if not Category.objects.filter(code="C0101").exists():
+        load_seed()
+        sync_groups()
+    return Category.objects.all()

@@ -8,7 +8,7 @@ from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
 from gis import crs as crs_tools
 from incidents.models import Category, Incident, Source, TimelineEntry
-from incidents.workflow import FINAL_STATES, transitions_from
+from incidents.workflow import transitions_from
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -79,6 +79,7 @@ class IncidentSerializer(GeoFeatureModelSerializer):
     category = CategoryRefSerializer(read_only=True)
     state_label = serializers.CharField(source="get_state_display", read_only=True)
     overdue = serializers.SerializerMethodField()
+    overdue_3x = serializers.SerializerMethodField()
     units = UnitsSerializer(source="*", read_only=True)
     reporter_phone = serializers.CharField(source="masked_phone", read_only=True)
 
@@ -95,6 +96,7 @@ class IncidentSerializer(GeoFeatureModelSerializer):
             "reported_at",
             "deadline",
             "overdue",
+            "overdue_3x",
             "units",
             "unassigned",
             "near_boundary",
@@ -106,11 +108,10 @@ class IncidentSerializer(GeoFeatureModelSerializer):
         read_only_fields = fields
 
     def get_overdue(self, incident) -> bool:
-        return bool(
-            incident.deadline
-            and incident.state not in FINAL_STATES
-            and incident.deadline < timezone.now()
-        )
+        return incident.is_overdue
+
+    def get_overdue_3x(self, incident) -> bool:
+        return incident.is_3x_overdue
 
 
 class IncidentDetailSerializer(IncidentSerializer):
@@ -183,4 +184,25 @@ class TransitionSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="")
     lock_version = serializers.IntegerField(
         min_value=0, help_text=_("the lock_version of the incident as the user saw it")
+    )
+    amount = serializers.DecimalField(
+        max_digits=8,
+        decimal_places=2,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=_("request_extension / approve_extension: extra working time"),
+    )
+    unit = serializers.ChoiceField(
+        choices=["hours", "days"],
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=_("the unit of amount"),
+    )
+    original = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=_("mark_duplicate: the number of the original incident"),
     )

@@ -22,8 +22,9 @@ from incidents.api.serializers import (
 )
 from incidents.models import Category, Incident, Source
 from incidents.selectors import SORTS, filter_incidents, incidents_for
+from incidents.services.actions import perform
 from incidents.services.intake import IntakeError, Report, report_incident
-from incidents.services.transitions import roles_of, transition
+from incidents.services.transitions import roles_of
 from incidents.workflow import State, TransitionRefused
 
 
@@ -60,7 +61,12 @@ FILTER_PARAMETERS = [
     OpenApiParameter("category", str, description="category code, e.g. C0101"),
     OpenApiParameter("major", str, description="two-digit major class, e.g. 01"),
     OpenApiParameter("state", str, many=True, enum=State.values, description="repeatable"),
-    OpenApiParameter("overdue", bool, description="1: past the deadline and open; 0: not"),
+    OpenApiParameter(
+        "overdue",
+        str,
+        enum=["1", "0", "3x"],
+        description="1: open and past the deadline; 0: not; 3x: three times overdue",
+    ),
     OpenApiParameter("from", OpenApiTypes.DATE, description="reported on or after (local date)"),
     OpenApiParameter("to", OpenApiTypes.DATE, description="reported on or before (local date)"),
     OpenApiParameter("police_relevant", bool),
@@ -166,7 +172,15 @@ class IncidentTransitionView(generics.GenericAPIView):
         data = body.validated_data
         incident.lock_version = data["lock_version"]
         try:
-            incident = transition(incident, data["action"], request.user, note=data["note"])
+            incident = perform(
+                incident,
+                data["action"],
+                request.user,
+                note=data["note"],
+                amount=data["amount"],
+                unit=data["unit"],
+                original=data["original"],
+            )
         except TransitionRefused as exc:
             return error(exc, status.HTTP_409_CONFLICT)
         return detail_response(self, incident)

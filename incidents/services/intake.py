@@ -17,7 +17,7 @@ from gis import crs as crs_tools
 from incidents.geotagging import geotag_point
 from incidents.models import Category, Incident, Source, TimelineEntry
 from incidents.workflow import State
-from incidents.working_time import WorkingCalendar, compute_deadline
+from incidents.working_time import WorkingCalendar, compute_deadline, three_times_overdue_at
 
 
 class IntakeError(ValueError):
@@ -71,6 +71,15 @@ def deadline_for(
     return compute_deadline(calendar, start, float(amount), category.deadline_unit)
 
 
+def deadline_fields(deadline, start: datetime.datetime, calendar: WorkingCalendar) -> dict:
+    """The incident fields that follow from a Deadline counted from `start`."""
+    return {
+        "deadline": deadline.due,
+        "deadline_note": deadline.warning(),
+        "overdue_3x_at": three_times_overdue_at(start, deadline.due, calendar),
+    }
+
+
 @transaction.atomic
 def report_incident(report: Report, *, user=None) -> Incident:
     """Create an incident from a report (see the module docstring)."""
@@ -89,7 +98,8 @@ def report_incident(report: Report, *, user=None) -> Incident:
         raise IntakeError(_("reported_at must carry a time zone"))
     local_day = timezone.localtime(reported_at).date()
     tag = geotag_point(lon, lat, local_day)
-    deadline = deadline_for(report.category, reported_at, report.urgent)
+    calendar = WorkingCalendar.from_settings()
+    deadline = deadline_for(report.category, reported_at, report.urgent, calendar)
     incident = Incident(
         location=Point(lon, lat, srid=4326),
         input_crs=report.crs,
@@ -105,8 +115,7 @@ def report_incident(report: Report, *, user=None) -> Incident:
         external_id=report.external_id or None,
         state=State.REPORTED,
         **tag.incident_fields(),
-        deadline=deadline.due,
-        deadline_note=deadline.warning(),
+        **deadline_fields(deadline, reported_at, calendar),
     )
     try:
         with transaction.atomic():

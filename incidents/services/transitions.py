@@ -32,11 +32,13 @@ def transition(
     photo=None,
     data: dict | None = None,
     roles: set[str] | None = None,
+    changes: dict | None = None,
 ) -> Incident:
     """Make `action` on the incident as `user`; returns the incident as it is now.
 
     `incident.lock_version` is the version the user saw: if someone else moved the incident
-    since, TransitionRefused says so and nothing changes.
+    since, TransitionRefused says so and nothing changes. `changes` are further fields set in
+    the same conditional UPDATE (an approved extension's new deadline).
     """
     roles = roles_of(user) if roles is None else roles
     seen = incident.lock_version
@@ -47,7 +49,7 @@ def transition(
             % {"id": incident.pk, "state": State(current.state).label}
         )
     step = check(action, current.state, roles, note)
-    changes = {"state": step.target, "lock_version": F("lock_version") + 1}
+    changes = {**(changes or {}), "state": step.target, "lock_version": F("lock_version") + 1}
     if step.target in FINAL_STATES:
         changes["closed_at"] = timezone.now()
     moved = Incident.objects.filter(pk=incident.pk, lock_version=seen).update(**changes)
