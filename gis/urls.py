@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/", include("incidents.api.urls")),
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("open311/v2/", include("incidents.open311.urls")),
+    path("", include("incidents.urls")),
     path("", include("grids.urls")),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
