@@ -64,6 +64,9 @@ TEMPLATES = [
 ]
 
 SPATIALITE_ENGINE = "gis.db.backends.spatialite"
+# Seconds a worker keeps its database connection between requests (opening one costs a
+# SpatiaLite extension load or a PostgreSQL login); 0 closes it after every request.
+CONN_MAX_AGE = int(os.environ.get("CONN_MAX_AGE", "60"))
 
 
 def database_from_url(url: str | None) -> dict:
@@ -72,13 +75,17 @@ def database_from_url(url: str | None) -> dict:
     Without a URL, the embedded SpatiaLite file var/weige.sqlite3 is used.
     """
     if not url:
-        return {"ENGINE": SPATIALITE_ENGINE, "NAME": str(VAR_DIR / "weige.sqlite3")}
+        return {
+            "ENGINE": SPATIALITE_ENGINE,
+            "NAME": str(VAR_DIR / "weige.sqlite3"),
+            "CONN_MAX_AGE": CONN_MAX_AGE,
+        }
     scheme = url.split(":", 1)[0]
     if scheme not in ("postgis", "spatialite"):
         raise ImproperlyConfigured(
             f"DATABASE_URL must start with postgis:// or spatialite:///, not {scheme}://"
         )
-    config = dj_database_url.parse(url, conn_max_age=0)
+    config = dj_database_url.parse(url, conn_max_age=CONN_MAX_AGE)
     if scheme == "spatialite":
         config["ENGINE"] = SPATIALITE_ENGINE
     return config
@@ -93,6 +100,11 @@ if DATABASES["default"]["ENGINE"] == SPATIALITE_ENGINE:
     options = DATABASES["default"].setdefault("OPTIONS", {})
     options.setdefault("timeout", 30)
     options.setdefault("transaction_mode", "IMMEDIATE")
+    # Write-ahead log: readers never wait for the writer, and a commit is an append to the
+    # log rather than a rewrite of the database pages (synchronous=NORMAL is the setting
+    # SQLite recommends with WAL: durable across application crashes; a power cut may lose
+    # the last commits but never corrupts the file).
+    options.setdefault("init_command", "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL")
     # The test database is a file so that subprocesses (commands under test) can share it.
     # One per process, so that two test runs on one machine do not share a file.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_weige_{os.getpid()}.sqlite3")}

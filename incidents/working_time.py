@@ -256,12 +256,16 @@ class WorkingCalendar:
 
         value = getattr(settings, "WEIGE_WORKING_HOURS", None)
         if value is None:
-            return cls(**kwargs)
-        try:
-            hours = parse_working_hours(value)
-        except (ValueError, TypeError) as exc:
-            raise ImproperlyConfigured(f"WEIGE_WORKING_HOURS: {exc}") from exc
-        return cls(hours=hours, **kwargs)
+            hours = DEFAULT_HOURS
+        else:
+            try:
+                hours = parse_working_hours(value)
+            except (ValueError, TypeError) as exc:
+                raise ImproperlyConfigured(f"WEIGE_WORKING_HOURS: {exc}") from exc
+        if kwargs:
+            return cls(hours=hours, **kwargs)
+        # Shared: its day table is built once per process, not once per incident.
+        return _shared_calendar(cls, hours)
 
     def __repr__(self) -> str:
         periods = ",".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in self.hours)
@@ -473,6 +477,11 @@ class WorkingCalendar:
 
 
 # --- deadlines -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_calendar(cls, hours) -> WorkingCalendar:
+    return cls(hours=hours)
 
 
 def _check_unit(unit: str) -> None:

@@ -1,6 +1,6 @@
 """Taking an incident in: convert its coordinates, geotag it, give it its deadline, record it.
 
-Everything happens in one transaction with the first timeline entry. Bad input raises
+The incident and its first timeline entry are written in one transaction. Bad input raises
 IntakeError with a message saying which field is wrong and why.
 """
 
@@ -80,7 +80,6 @@ def deadline_fields(deadline, start: datetime.datetime, calendar: WorkingCalenda
     }
 
 
-@transaction.atomic
 def report_incident(report: Report, *, user=None) -> Incident:
     """Create an incident from a report (see the module docstring)."""
     if report.source not in Source.values:
@@ -117,18 +116,21 @@ def report_incident(report: Report, *, user=None) -> Incident:
         **tag.incident_fields(),
         **deadline_fields(deadline, reported_at, calendar),
     )
-    try:
-        with transaction.atomic():
-            incident.save()
-    except IntegrityError:
-        raise IntakeError(
-            _("an incident with external id %(id)s already exists") % {"id": report.external_id}
-        ) from None
-    TimelineEntry.objects.create(
-        incident=incident,
-        actor=user if getattr(user, "is_authenticated", False) else None,
-        action="report",
-        to_state=State.REPORTED,
-        data={"unassigned": tag.unassigned, "near_boundary": tag.near_boundary},
-    )
+    # Only the writes run in the transaction: on SpatiaLite it holds the database's write lock
+    # from its first statement (BEGIN IMMEDIATE), so the lookups above stay outside it.
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                incident.save()
+        except IntegrityError:
+            raise IntakeError(
+                _("an incident with external id %(id)s already exists") % {"id": report.external_id}
+            ) from None
+        TimelineEntry.objects.create(
+            incident=incident,
+            actor=user if getattr(user, "is_authenticated", False) else None,
+            action="report",
+            to_state=State.REPORTED,
+            data={"unassigned": tag.unassigned, "near_boundary": tag.near_boundary},
+        )
     return incident
