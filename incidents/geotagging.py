@@ -4,8 +4,10 @@ Two paths, one answer:
 - `geotag_point` for a single intake (the API, the report form): the database lookup of
   grids.lookup, at the incident's report date.
 - `BulkGeotagger` for imports of many points: the boundary versions of the chain kinds are
-  loaded once into an STRtree and points are tagged in vectorised batches, each at its own
-  date (a version counts when valid_from <= date < valid_to).
+  loaded once and points are tagged in vectorised batches, each at its own date (a version
+  counts when valid_from <= date < valid_to). Most points are settled by containment tests
+  against micro-grids shrunk by the near-boundary distance and by the edges near them; the
+  rest go through the level-by-level rule itself (see `_Period`).
 
 Both apply the same rules as grids.lookup: a point covered by several units of a level (on a
 shared edge) goes to the one under the unit chosen one level up, then the lowest code; units
@@ -14,6 +16,7 @@ A point outside every micro-grid is "unassigned" (the levels it does fall in are
 """
 
 import datetime
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +34,7 @@ LEVELS = (
     ("grid", (UnitKind.GRID,)),
     ("microgrid", (UnitKind.MICROGRID,)),
 )
+MICRO = len(LEVELS) - 1  # the level index of micro-grids
 
 
 @dataclass
@@ -77,13 +81,20 @@ def geotag_point(lon: float, lat: float, at: datetime.date, near_m: float | None
 
 
 class BulkGeotagger:
-    """Vectorised geotagging of many points against all boundary versions of the chain."""
+    """Vectorised geotagging of many points against all boundary versions of the chain.
+
+    The versions are loaded once. The days on which a version starts or ends cut time into
+    periods in which one set of versions is valid; a period's indexes (`_Period`) are built
+    the first time a point falls in it and reused for every later point of that period.
+    """
 
     def __init__(self, near_m: float | None = None):
         self.near_m = settings.WEIGE_NEAR_BOUNDARY_M if near_m is None else near_m
         kinds = [k for _level, ks in LEVELS for k in ks]
         rows = list(
-            BoundaryVersion.objects.filter(unit__kind__in=kinds).values_list(
+            BoundaryVersion.objects.filter(unit__kind__in=kinds)
+            .order_by("id")
+            .values_list(
                 "id",
                 "unit_id",
                 "unit__kind",
@@ -105,86 +116,52 @@ class BulkGeotagger:
         self.valid_to = np.array([r[6].toordinal() if r[6] else far for r in rows], dtype=np.int64)
         self.geoms = np.array([to_shapely(r[7]) for r in rows], dtype=object)
         shapely.prepare(self.geoms)  # many point tests per polygon
-        self.tree = shapely.STRtree(self.geoms)
-        self.micro = np.flatnonzero(self.level == len(LEVELS) - 1)
-        self.micro_tree = _strtree(self.geoms[self.micro])
-        self.boundaries = np.empty(len(self.geoms), dtype=object)
-        self.boundaries[self.micro] = shapely.boundary(self.geoms[self.micro])
-        shapely.prepare(self.boundaries[self.micro])
-        self._parent_tables: dict[int, np.ndarray] = {}
+        self.tree = _strtree(self.geoms)
         # codes rank: ties go to the lowest code
         self.code_rank = np.argsort(np.argsort(self.code.astype(str)))
+        self.breaks = np.unique(np.concatenate([self.valid_from, self.valid_to]))
+        self._periods: dict[int, _Period] = {}
 
     def tag(self, lons, lats, dates) -> "BulkTags":
-        """Geotags for WGS84 points; `dates` are datetime.date objects (one per point).
+        """Geotags for WGS84 points, each at its own date: `dates` are datetime.date objects
+        or an integer array of their ordinals (date.toordinal()), one per point.
 
-        Fast path: a point inside a micro-grid (away from its edge) takes that micro-grid
-        and its ancestors by the parents recorded on the versions valid at the date — the
-        same answer as the level-by-level rule when children lie inside their parents, which
-        the import and coverage checks ensure, and because codes nest (a lower micro-grid
-        code means a lower grid code). Points near an edge or outside every micro-grid go
-        through the exact level-by-level rule.
+        Points deep inside a micro-grid take it and its ancestors at once; points within a
+        few metres of its edge add the units of the level within `near_m`; points on an edge,
+        outside every micro-grid or in units that break the nesting go through the exact
+        level-by-level rule (see `_Period`). All three give the same answer as that rule.
         """
         lons = np.asarray(lons, dtype=float)
         lats = np.asarray(lats, dtype=float)
         n = len(lons)
-        days = np.fromiter((d.toordinal() for d in dates), dtype=np.int64, count=n)
-        points = shapely.points(lons, lats)
         result = BulkTags(n)
         if not n:
             return result
-        p_idx, m_idx = self.micro_tree.query(points, predicate="intersects")
-        g_idx = self.micro[m_idx]
-        valid = (self.valid_from[g_idx] <= days[p_idx]) & (days[p_idx] < self.valid_to[g_idx])
-        p_idx, g_idx = p_idx[valid], g_idx[valid]
-        hits_per_point = np.bincount(p_idx, minlength=n)
-        single = hits_per_point[p_idx] == 1
-        p_one, g_one = p_idx[single], g_idx[single]
-        # distance to the micro-grid's edge: near ones take the exact path
-        dlat = self.near_m / METRES_PER_DEGREE
-        reach = dlat / np.maximum(np.cos(np.radians(lats[p_one])), 1e-6)
-        near = shapely.dwithin(self.boundaries[g_one], points[p_one], reach)
-        p_fast, g_fast = p_one[~near], g_one[~near]
-        result.microgrid[p_fast] = self.unit_id[g_fast]
-        result.version[p_fast] = self.version_id[g_fast]
-        self._fill_ancestors(result, p_fast, g_fast, days)
-        exact = np.ones(n, dtype=bool)
-        exact[p_fast] = False
-        rest = np.flatnonzero(exact)
-        if rest.size:
-            result.merge(rest, self._tag_exact(lons[rest], lats[rest], days[rest]))
+        if isinstance(dates, np.ndarray) and dates.dtype.kind in "iu":
+            days = dates.astype(np.int64, copy=False)
+        else:
+            days = np.fromiter((d.toordinal() for d in dates), dtype=np.int64, count=n)
+        if not len(self.breaks):
+            return result
+        period_of = np.searchsorted(self.breaks, days, side="right")
+        periods = np.unique(period_of)
+        if len(periods) == 1:
+            self._period(int(periods[0])).tag(result, lons, lats, days)
+            return result
+        for period in periods:
+            where = np.flatnonzero(period_of == period)
+            sub = BulkTags(len(where))
+            self._period(int(period)).tag(sub, lons[where], lats[where], days[where])
+            result.merge(where, sub)
         return result
 
-    def _fill_ancestors(self, result, p_idx, g_idx, days) -> None:
-        """grid, community and street of micro-grid versions g_idx at each point's date."""
-        child = self.parent_id[g_idx]  # the grid (unit id) recorded on the micro version
-        for level in ("grid", "community", "street"):
-            getattr(result, level)[p_idx] = child
-            if level == "street":
-                break
-            child = self._parent_at(child, days[p_idx])
-
-    def _parent_at(self, unit_ids: np.ndarray, days: np.ndarray) -> np.ndarray:
-        """The parent (unit id) of each unit on the version valid at the matching day."""
-        out = np.full(len(unit_ids), -1, dtype=np.int64)
-        for day in np.unique(days):
-            table = self._parent_table(int(day))
-            sel = days == day
-            ids = unit_ids[sel]
-            ok = (ids >= 0) & (ids < len(table))
-            values = np.full(len(ids), -1, dtype=np.int64)
-            values[ok] = table[ids[ok]]
-            out[sel] = values
-        return out
-
-    def _parent_table(self, day: int) -> np.ndarray:
-        table = self._parent_tables.get(day)
-        if table is None:
-            valid = (self.valid_from <= day) & (day < self.valid_to) & (self.level < 3)
-            table = np.full(int(self.unit_id.max()) + 1, -1, dtype=np.int64)
-            table[self.unit_id[valid]] = self.parent_id[valid]
-            self._parent_tables[day] = table
-        return table
+    def _period(self, index: int) -> "_Period":
+        period = self._periods.get(index)
+        if period is None:
+            # the period's days are [breaks[index - 1], breaks[index])
+            first = int(self.breaks[index - 1]) if index else int(self.breaks[0]) - 1
+            period = self._periods[index] = _Period(self, first)
+        return period
 
     def _tag_exact(self, lons: np.ndarray, lats: np.ndarray, days: np.ndarray) -> "BulkTags":
         """The level-by-level rule of grids.lookup, vectorised over points."""
@@ -213,15 +190,7 @@ class BulkGeotagger:
         outside = outside[shapely.dwithin(geoms[outside], hit_points[outside], reach)]
         if outside.size:
             pi, gi = p_idx[outside], g_idx[outside]
-            nearest = shapely.shortest_line(self.geoms[gi], points[pi])
-            coords = shapely.get_coordinates(nearest).reshape(-1, 2, 2)
-            dx = (
-                (coords[:, 0, 0] - coords[:, 1, 0])
-                * METRES_PER_DEGREE
-                * np.cos(np.radians(lats[pi]))
-            )
-            dy = (coords[:, 0, 1] - coords[:, 1, 1]) * METRES_PER_DEGREE
-            distance_m[outside] = np.hypot(dx, dy)
+            distance_m[outside] = _metres(self.geoms[gi], points[pi], lats[pi])
         result = BulkTags(n)
         parent = np.full(n, -1, dtype=np.int64)
         hit_level = self.level[g_idx]
@@ -252,7 +221,8 @@ class BulkGeotagger:
                 & (g_idx[at_level] != chosen_hit_of_point[pts])
                 & (distance_m[at_level] <= self.near_m)
             )
-            for k in at_level[near]:
+            near_hits = at_level[near]
+            for k in near_hits[np.lexsort((self.code_rank[g_idx[near_hits]], p_idx[near_hits]))]:
                 point, other = int(p_idx[k]), int(g_idx[k])
                 result.near_boundary[point] = True
                 result.candidates.setdefault(point, []).append(
@@ -267,12 +237,296 @@ class BulkGeotagger:
         return result
 
 
+class _Period:
+    """The indexes of one period (one set of valid versions) of a BulkGeotagger.
+
+    Every micro-grid has a "core": itself shrunk by CORE_M. It is "clean" when its grid,
+    community/village and street (by the parents recorded on the versions) exist and cover
+    the core, and no unit of the chain kinds outside that chain meets the core. For a point
+    inside the core of a clean micro-grid the level-by-level rule must choose the micro-grid
+    and its ancestors (nothing else covers the point), so:
+
+    - a point inside the clean micro-grid shrunk by a little more than `near_m` (in local
+      metres, allowing for the polygonal arcs of the erosion and for the change of scale
+      with latitude) is farther than `near_m` from every other unit: the chain, no
+      candidates;
+    - any other point inside a clean core gets the chain and the units within `near_m`,
+      measured over the edges near it as the rule measures them (`_near`);
+    - the rest (outside every core, in a micro-grid that is not clean) goes through the rule
+      itself (`BulkGeotagger._tag_exact`).
+    """
+
+    CORE_M = 0.01
+
+    def __init__(self, tagger: BulkGeotagger, day: int):
+        t = tagger
+        self.tagger = t
+        self.day = day
+        valid = (t.valid_from <= day) & (day < t.valid_to)
+        self.any_valid = bool(valid.any())
+        micro = np.flatnonzero(valid & (t.level == MICRO))
+        self.micro = micro
+        self.chain = np.full((len(micro), MICRO), -1, dtype=np.int64)  # street, community, grid
+        self.core = self._eroded(t.geoms[micro], self.CORE_M)
+        clean = ~shapely.is_empty(self.core) & shapely.is_valid(t.geoms[micro])
+        if len(micro):
+            clean &= self._chains(valid)
+            clean &= self._alone(valid)
+        self.clean = clean
+        shapely.prepare(self.core)
+        self.core_index = _CellIndex(shapely.bounds(self.core[clean]))
+        self.core_of = np.flatnonzero(clean)  # position in self.micro of each indexed core
+        depth = self.tagger.near_m * 1.03 / self._worst_scale() + 2 * self.CORE_M
+        shrunk = self._eroded(t.geoms[micro[clean]], depth)
+        nonempty = ~shapely.is_empty(shrunk)
+        self.shrunk_of = self.core_of[nonempty]
+        self.shrunk = shrunk[nonempty]
+        shapely.prepare(self.shrunk)
+        self.shrunk_index = _CellIndex(shapely.bounds(self.shrunk), like=self.core_index)
+        self._segments(valid)
+
+    def _chains(self, valid: np.ndarray) -> np.ndarray:
+        """Fill self.chain from the versions' parents; True where the chain is complete and
+        each ancestor covers the core."""
+        t = self.tagger
+        upper = np.flatnonzero(valid & (t.level < MICRO))
+        table = np.full(int(t.unit_id.max()) + 2, -1, dtype=np.int64)
+        table[t.unit_id[upper]] = upper
+        ok = np.ones(len(self.micro), dtype=bool)
+        if len(np.unique(t.unit_id[valid])) != int(valid.sum()):
+            ok[:] = False  # a unit with two versions at once: leave everything to the rule
+        child = self.micro
+        for level in (MICRO - 1, MICRO - 2, MICRO - 3):  # grid, community, street
+            parent_unit = t.parent_id[child]
+            parent_unit = np.where((parent_unit >= 0) & (parent_unit < len(table)), parent_unit, -1)
+            version = np.where(parent_unit >= 0, table[parent_unit], -1)
+            ok &= version >= 0
+            ok &= np.where(version >= 0, t.level[version] == level, False)
+            self.chain[:, level] = np.where(ok, version, -1)
+            child = np.where(ok, version, 0)
+        covered = np.flatnonzero(ok)
+        for level in range(MICRO):
+            parents = t.geoms[self.chain[covered, level]]
+            inside = shapely.covers(parents, self.core[covered])
+            ok[covered[~inside]] = False
+            covered = covered[inside]
+        return ok
+
+    def _alone(self, valid: np.ndarray) -> np.ndarray:
+        """False for the micro-grids whose core a unit outside their chain meets."""
+        i, j = self.tagger.tree.query(self.core, predicate="intersects")
+        other = valid[j] & (j != self.micro[i])
+        for level in range(MICRO):
+            other &= j != self.chain[i, level]
+        ok = np.ones(len(self.micro), dtype=bool)
+        ok[i[other]] = False
+        return ok
+
+    def _worst_scale(self) -> float:
+        """How much shorter, at worst, the rule's metres (longitude scaled at the point's
+        latitude) are than those of `_eroded` (scaled at the middle latitude)."""
+        if not len(self.micro):
+            return 1.0
+        _xmin, ymin, _xmax, ymax = shapely.total_bounds(self.tagger.geoms[self.micro])
+        cos0 = math.cos(math.radians((ymin + ymax) / 2))
+        return min(1.0, math.cos(math.radians(min(max(abs(ymin), abs(ymax)), 89.9))) / cos0)
+
+    def _eroded(self, geoms: np.ndarray, depth: float) -> np.ndarray:
+        """`geoms` shrunk by `depth` metres (a local equirectangular projection; the arcs are
+        polygons of 4 segments a quarter, which cut into them by less than 2%)."""
+        if not len(geoms):
+            return geoms
+        xmin, ymin, _xmax, ymax = shapely.total_bounds(self.tagger.geoms[self.micro])
+        lat0 = (ymin + ymax) / 2
+        scale = np.array([METRES_PER_DEGREE * math.cos(math.radians(lat0)), METRES_PER_DEGREE])
+        origin = np.array([xmin, lat0])
+        local = shapely.transform(geoms, lambda xy: (xy - origin) * scale)
+        shrunk = shapely.buffer(local, -depth, quad_segs=4)
+        return shapely.transform(shrunk, lambda xy: xy / scale + origin)
+
+    def tag(self, result: "BulkTags", lons, lats, days) -> None:
+        t = self.tagger
+        n = len(lons)
+        if not self.any_valid:
+            return
+        todo = np.ones(n, dtype=bool)
+        # 1. deep inside a clean micro-grid
+        p, s = self.shrunk_index.pairs(lons, lats)
+        order = np.argsort(s, kind="stable")
+        p, s = p[order], s[order]
+        hit = shapely.contains_xy(self.shrunk[s], lons[p], lats[p])
+        p, s = p[hit], s[hit]
+        once = np.bincount(p, minlength=n)[p] == 1
+        p, k = p[once], self.shrunk_of[s[once]]
+        self._fill(result, p, k)
+        todo[p] = False
+        # 2. inside the core of a clean micro-grid, near its edge
+        rest = np.flatnonzero(todo)
+        p, c = self.core_index.pairs(lons[rest], lats[rest])
+        p = rest[p]
+        order = np.argsort(c, kind="stable")
+        p, c = p[order], c[order]
+        k = self.core_of[c]
+        inside = shapely.contains_xy(self.core[k], lons[p], lats[p])
+        p, k = p[inside], k[inside]
+        once = np.bincount(p, minlength=n)[p] == 1
+        p, k = p[once], k[once]
+        self._fill(result, p, k)
+        self._near(result, p, k, lons, lats)
+        todo[p] = False
+        # 3. everything else: the level-by-level rule
+        rest = np.flatnonzero(todo)
+        if rest.size:
+            result.merge(rest, t._tag_exact(lons[rest], lats[rest], days[rest]))
+
+    def _fill(self, result: "BulkTags", p: np.ndarray, k: np.ndarray) -> None:
+        t = self.tagger
+        g = self.micro[k]
+        result.microgrid[p] = t.unit_id[g]
+        result.version[p] = t.version_id[g]
+        for level, (name, _kinds) in enumerate(LEVELS[:MICRO]):
+            getattr(result, name)[p] = t.unit_id[self.chain[k, level]]
+
+    def _segments(self, valid: np.ndarray) -> None:
+        """The edges of the valid versions (all rings), indexed by their boxes grown by the
+        reach of the near-boundary test."""
+        t = self.tagger
+        versions = np.flatnonzero(valid)
+        parts, part_of = shapely.get_parts(t.geoms[versions], return_index=True)
+        rings, ring_of = shapely.get_rings(parts, return_index=True)
+        coords, coord_of = shapely.get_coordinates(rings, return_index=True)
+        same = coord_of[:-1] == coord_of[1:]
+        self.seg_a = coords[:-1][same]
+        self.seg_b = coords[1:][same]
+        self.seg_owner = versions[part_of[ring_of[coord_of[:-1][same]]]]
+        lat = float(np.abs(coords[:, 1]).max()) if len(coords) else 0.0
+        dlat = t.near_m / METRES_PER_DEGREE
+        dlon = dlat / max(math.cos(math.radians(min(lat, 89.9))), 1e-6)
+        lo = np.minimum(self.seg_a, self.seg_b) - (dlon, dlat)
+        hi = np.maximum(self.seg_a, self.seg_b) + (dlon, dlat)
+        self.seg_index = _CellIndex(np.column_stack([lo, hi]))
+
+    def _near(self, result: "BulkTags", p: np.ndarray, k: np.ndarray, lons, lats) -> None:
+        """Add the neighbours within near_m of points p inside clean micro-grids k.
+
+        Measured as the level-by-level rule measures them: the nearest point of the unit in
+        degrees (over the edges within reach), then metres with longitude scaled at the
+        point's latitude."""
+        t = self.tagger
+        if not len(p):
+            return
+        x, y = lons[p], lats[p]
+        q, seg = self.seg_index.pairs(x, y)
+        owner = self.seg_owner[seg]
+        kq = k[q]
+        mine = owner == self.micro[kq]
+        for level in range(MICRO):
+            mine |= owner == self.chain[kq, level]
+        q, seg, owner = q[~mine], seg[~mine], owner[~mine]
+        a, b = self.seg_a[seg], self.seg_b[seg]
+        px, py = x[q], y[q]
+        ab = b - a
+        length2 = (ab * ab).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = ((px - a[:, 0]) * ab[:, 0] + (py - a[:, 1]) * ab[:, 1]) / length2
+        f = np.clip(np.nan_to_num(f), 0.0, 1.0)
+        dx = a[:, 0] + f * ab[:, 0] - px
+        dy = a[:, 1] + f * ab[:, 1] - py
+        d2 = dx * dx + dy * dy
+        dlon = t.near_m / METRES_PER_DEGREE / np.maximum(np.cos(np.radians(y)), 1e-6)
+        within = d2 <= dlon[q] ** 2
+        q, owner, dx, dy, d2 = q[within], owner[within], dx[within], dy[within], d2[within]
+        order = np.lexsort((d2, owner, q))
+        q, owner, dx, dy = q[order], owner[order], dx[order], dy[order]
+        first = np.ones(len(q), dtype=bool)
+        first[1:] = (q[1:] != q[:-1]) | (owner[1:] != owner[:-1])
+        q, owner, dx, dy = q[first], owner[first], dx[first], dy[first]
+        metres = np.hypot(dx * METRES_PER_DEGREE * np.cos(np.radians(y[q])), dy * METRES_PER_DEGREE)
+        near = metres <= t.near_m
+        q, owner, metres = q[near], owner[near], metres[near]
+        level = t.level[owner]
+        chosen = np.column_stack([self.chain, self.micro])[k[q], level]
+        result.near_boundary[p[q]] = True
+        result.add_candidates(t, p[q], owner, metres, chosen)
+
+
+def _metres(geoms: np.ndarray, points: np.ndarray, lats: np.ndarray) -> np.ndarray:
+    """Metres from each point to the nearest point of its geometry (the shortest line in
+    degrees, with longitude scaled at the point's latitude)."""
+    if not len(geoms):
+        return np.zeros(0)
+    nearest = shapely.shortest_line(geoms, points)
+    coords = shapely.get_coordinates(nearest).reshape(-1, 2, 2)
+    dx = (coords[:, 0, 0] - coords[:, 1, 0]) * METRES_PER_DEGREE * np.cos(np.radians(lats))
+    dy = (coords[:, 0, 1] - coords[:, 1, 1]) * METRES_PER_DEGREE
+    return np.hypot(dx, dy)
+
+
+class _CellIndex:
+    """A uniform grid of cells over bounding boxes: which boxes meet the cell of a point."""
+
+    MAX_CELLS = 4_000_000
+
+    def __init__(self, bounds: np.ndarray, like: "_CellIndex | None" = None):
+        self.bounds = bounds
+        if not len(bounds):
+            self.cell, self.nx, self.ny = 1.0, 0, 0
+            return
+        cell = None
+        if like is not None and like.nx:
+            self.x0, self.y0, cell = like.x0, like.y0, like.cell
+        else:
+            self.x0, self.y0 = float(bounds[:, 0].min()), float(bounds[:, 1].min())
+        width = float(bounds[:, 2].max()) - self.x0
+        height = float(bounds[:, 3].max()) - self.y0
+        if cell is None:
+            sizes = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
+            cell = float(np.median(sizes)) / 4 or 1e-4
+        while (width / cell + 1) * (height / cell + 1) > self.MAX_CELLS:
+            cell *= 2
+        self.cell = cell
+        self.nx = int(width // cell) + 1
+        self.ny = int(height // cell) + 1
+        ix0, iy0 = self._cells(bounds[:, 0], bounds[:, 1])
+        ix1, iy1 = self._cells(bounds[:, 2], bounds[:, 3])
+        w, h = ix1 - ix0 + 1, iy1 - iy0 + 1
+        count = w * h
+        owner = np.repeat(np.arange(len(bounds)), count)
+        k = np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)
+        cells = (ix0[owner] + k // h[owner]) * self.ny + iy0[owner] + k % h[owner]
+        order = np.argsort(cells, kind="stable")
+        self.items = owner[order]
+        self.start = np.searchsorted(cells[order], np.arange(self.nx * self.ny + 1))
+
+    def _cells(self, x, y):
+        ix = np.clip(np.floor((x - self.x0) / self.cell), 0, self.nx - 1).astype(np.int64)
+        iy = np.clip(np.floor((y - self.y0) / self.cell), 0, self.ny - 1).astype(np.int64)
+        return ix, iy
+
+    def pairs(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(point index, box index) for every box that covers a point (edges included)."""
+        if not self.nx or not len(x):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        fx = np.floor((x - self.x0) / self.cell)
+        fy = np.floor((y - self.y0) / self.cell)
+        inside = np.flatnonzero((fx >= 0) & (fx < self.nx) & (fy >= 0) & (fy < self.ny))
+        cells = fx[inside].astype(np.int64) * self.ny + fy[inside].astype(np.int64)
+        count = self.start[cells + 1] - self.start[cells]
+        p = np.repeat(inside, count)
+        offset = np.arange(len(p)) - np.repeat(np.cumsum(count) - count, count)
+        b = self.items[np.repeat(self.start[cells], count) + offset]
+        box = self.bounds[b]
+        px, py = x[p], y[p]
+        hit = (box[:, 0] <= px) & (px <= box[:, 2]) & (box[:, 1] <= py) & (py <= box[:, 3])
+        return p[hit], b[hit]
+
+
 def _strtree(geoms: np.ndarray) -> shapely.STRtree:
     return shapely.STRtree(geoms if len(geoms) else np.array([], dtype=object))
 
 
 class BulkTags:
-    """Geotags of many points as arrays (unit ids, -1 where none) plus the few candidates."""
+    """Geotags of many points as arrays (unit ids, -1 where none) plus the candidates."""
 
     def __init__(self, n: int):
         self.street = np.full(n, -1, dtype=np.int64)
@@ -282,9 +536,33 @@ class BulkTags:
         self.version = np.full(n, -1, dtype=np.int64)
         self.near_boundary = np.zeros(n, dtype=bool)
         self.candidates: dict[int, list[dict]] = {}
+        # candidates kept as arrays until asked for: (tagger, points, versions, metres, chosen)
+        self._pending: list[tuple] = []
 
     def __len__(self) -> int:
         return len(self.street)
+
+    def add_candidates(self, tagger, points, versions, metres, chosen) -> None:
+        """Candidates of `points` (in order): boundary versions (indexes into the tagger's
+        arrays), their distance in metres and the version chosen at their level."""
+        if len(points):
+            self._pending.append((tagger, points, versions, metres, chosen))
+
+    def _materialise(self) -> None:
+        for tagger, points, versions, metres, chosen in self._pending:
+            levels = tagger.level[versions]
+            order = np.lexsort((tagger.code_rank[versions], levels, points))
+            for i in order:
+                self.candidates.setdefault(int(points[i]), []).append(
+                    {
+                        "kind": LEVELS[levels[i]][0],
+                        "id": int(tagger.unit_id[versions[i]]),
+                        "code": str(tagger.code[versions[i]]),
+                        "distance_m": round(float(metres[i]), 2),
+                        "neighbour_of": str(tagger.code[chosen[i]]),
+                    }
+                )
+        self._pending = []
 
     def merge(self, where: np.ndarray, other: "BulkTags") -> None:
         """Put `other` (tags of the points at positions `where`) into these tags."""
@@ -292,8 +570,13 @@ class BulkTags:
             getattr(self, name)[where] = getattr(other, name)
         for i, candidates in other.candidates.items():
             self.candidates[int(where[i])] = candidates
+        for tagger, points, versions, metres, chosen in other._pending:
+            self._pending.append((tagger, where[points], versions, metres, chosen))
 
     def __getitem__(self, i: int) -> Geotag:
+        if self._pending:
+            self._materialise()
+
         def unit(values):
             return None if values[i] == -1 else int(values[i])
 
