@@ -58,6 +58,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "incidents.context_processors.navigation",
             ],
         },
     },
@@ -179,6 +180,19 @@ WEIGE_WORKING_HOURS = os.environ.get("WEIGE_WORKING_HOURS", "08:30-12:00,13:30-1
 WEIGE_DUPLICATE_WINDOW_DAYS = int(os.environ.get("WEIGE_DUPLICATE_WINDOW_DAYS", "7"))
 # Photos attached to incidents: JPEG, PNG or WebP, at most this many bytes each.
 WEIGE_PHOTO_MAX_BYTES = int(os.environ.get("WEIGE_PHOTO_MAX_BYTES", str(10 * 1024 * 1024)))
+
+# --- Indicators (DOMAIN.md §5) -------------------------------------------------------------
+# Colour bands of the KPI page: a rate is "good" from `good`, "fair" from `fair`, else "poor";
+# for rates where lower is better (rework, extension), "good" up to `good`, "fair" up to `fair`.
+WEIGE_KPI_BANDS = {
+    "valid_report_rate": {"good": 0.9, "fair": 0.7},
+    "acceptance_rate": {"good": 0.9, "fair": 0.7},
+    "on_time_check_rate": {"good": 0.9, "fair": 0.7},
+    "closure_rate": {"good": 0.9, "fair": 0.7},
+    "on_time_closure_rate": {"good": 0.9, "fair": 0.7},
+    "rework_rate": {"good": 0.02, "fair": 0.05, "lower_is_better": True},
+    "extension_rate": {"good": 0.05, "fair": 0.15, "lower_is_better": True},
+}
 
 # --- Open311 GeoReport v2 ---------------------------------------------------------------
 # API keys allowed to POST service requests, comma-separated (e.g. a 12345 hotline bridge).

@@ -3,18 +3,26 @@
 `incidents_for` is grids.scoping.in_scope applied to incidents; every incident list (API,
 pages, exports) starts from it. `filter_incidents` applies the list filters from query
 parameters and raises ValueError naming the parameter when a value is wrong.
+
+``major`` is a 2-digit 大类 ("01": that class in both families, as dispatch rules read it)
+or the family letter and the 大类 ("C01": component class 01 only). ``q`` is text in the
+description or the reporter's name, or an incident number ("123" or "#123").
+
+Supervision (督办, point 13): `overdue_by_unit` counts the overdue and 3× overdue open
+incidents per street, community or grid in one grouped query; `most_overdue_first` orders
+open overdue incidents for chasing: 3× overdue first, then the oldest deadline.
 """
 
 import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from grids.kinds import UnitKind
 from grids.models import Unit
 from grids.scoping import in_scope, scope_roots, sees_everything
-from incidents.models import TWO_DIGITS_RE, Category, Incident, Source
+from incidents.models import FAMILY_LETTERS, TWO_DIGITS_RE, Category, Incident, Source
 from incidents.workflow import FINAL_STATES, State
 
 UNIT_FIELDS = ("unit", "grid", "community", "street")
@@ -31,6 +39,10 @@ SORTS = {
     "category": ("category__code", "-reported_at", "-id"),
     "-category": ("-category__code", "-reported_at", "-id"),
 }
+
+FAMILIES_BY_LETTER = {letter: family for family, letter in FAMILY_LETTERS.items()}
+# Supervision levels: the incident field that names the unit of that level.
+LEVELS = ("street", "community", "grid")
 
 
 def _base() -> QuerySet:
@@ -117,9 +129,13 @@ def filter_incidents(queryset: QuerySet, params) -> QuerySet:
         qs = qs.filter(category__code=code)
     major = params.get("major")
     if major:
-        if not TWO_DIGITS_RE.match(major):
+        family = FAMILIES_BY_LETTER.get(major[:1].upper())
+        digits = major[1:] if family else major
+        if not TWO_DIGITS_RE.match(digits):
             raise ValueError(_("major=%(raw)r must be two digits, e.g. 01") % {"raw": major})
-        qs = qs.filter(category__major=major)
+        qs = qs.filter(category__major=digits)
+        if family:
+            qs = qs.filter(category__family=family)
     states = _getlist(params, "state")
     if states:
         unknown = [s for s in states if s not in State.values]
@@ -130,11 +146,11 @@ def filter_incidents(queryset: QuerySet, params) -> QuerySet:
             )
         qs = qs.filter(state__in=states)
     if (params.get("overdue") or "").lower() == "3x":
-        qs = qs.filter(overdue_3x_at__lte=timezone.now()).exclude(state__in=FINAL_STATES)
+        qs = qs.filter(_late_3x(timezone.now()))
     else:
         overdue = _bool(params, "overdue")
         if overdue is not None:
-            late = Q(deadline__lt=timezone.now()) & ~Q(state__in=FINAL_STATES)
+            late = _late(timezone.now())
             qs = qs.filter(late) if overdue else qs.exclude(late)
     start, end = _date(params, "from"), _date(params, "to")
     if start and end and end < start:
@@ -156,7 +172,11 @@ def filter_incidents(queryset: QuerySet, params) -> QuerySet:
         qs = qs.filter(source=source)
     text = (params.get("q") or "").strip()
     if text:
-        qs = qs.filter(Q(description__icontains=text) | Q(reporter_name__icontains=text))
+        match = Q(description__icontains=text) | Q(reporter_name__icontains=text)
+        number = text.removeprefix("#")
+        if number.isdigit() and len(number) < 19:
+            match |= Q(pk=int(number))  # the incident's number
+        qs = qs.filter(match)
     sort = params.get("sort")
     if sort:
         if sort not in SORTS:
@@ -165,3 +185,70 @@ def filter_incidents(queryset: QuerySet, params) -> QuerySet:
             )
         qs = qs.order_by(*SORTS[sort])
     return qs
+
+
+def _late(now: datetime.datetime) -> Q:
+    """Open and past the deadline: the `overdue=1` filter."""
+    return Q(deadline__lt=now) & ~Q(state__in=FINAL_STATES)
+
+
+def _late_3x(now: datetime.datetime) -> Q:
+    """Open and three times the allowed working time gone: the `overdue=3x` filter."""
+    return Q(overdue_3x_at__lte=now) & ~Q(state__in=FINAL_STATES)
+
+
+def overdue_by_unit(
+    queryset: QuerySet, level: str, now: datetime.datetime | None = None
+) -> list[dict]:
+    """Overdue and 3× overdue open incidents of `queryset`, counted per unit of `level`.
+
+    One grouped query. Each row: ``code``, ``name`` (None for incidents without a unit at
+    that level), ``overdue`` and ``overdue_3x`` — the counts the list filters
+    ``unit=<code>&overdue=1`` and ``unit=<code>&overdue=3x`` give. Units with nothing
+    overdue are absent; rows come most 3× overdue first.
+    """
+    if level not in LEVELS:
+        raise ValueError(
+            _("level=%(raw)r is not one of %(known)s") % {"raw": level, "known": ", ".join(LEVELS)}
+        )
+    now = now or timezone.now()
+    late, late_3x = _late(now), _late_3x(now)
+    rows = (
+        queryset.filter(late | late_3x)
+        .order_by()
+        .values(code=F(f"{level}__code"), name=F(f"{level}__name"))
+        .annotate(overdue=Count("id", filter=late), overdue_3x=Count("id", filter=late_3x))
+    )
+    return sorted(rows, key=lambda r: (-r["overdue_3x"], -r["overdue"], r["code"] or "\uffff"))
+
+
+def most_overdue_first(queryset: QuerySet, now: datetime.datetime | None = None) -> QuerySet:
+    """The open incidents of `queryset` past their deadline: 3× overdue first, then by
+    deadline (oldest first)."""
+    now = now or timezone.now()
+    return (
+        queryset.filter(_late(now))
+        .annotate(
+            not_3x=Case(
+                When(overdue_3x_at__lte=now, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("not_3x", "deadline", "id")
+    )
+
+
+# Besides the police-relevant categories, the police liaison follows these event classes
+# (family letter and 大类, as in the `major` filter): 08 治安隐患 public-security hazards and
+# 09 安全隐患 safety hazards (DOMAIN.md §3).
+POLICE_HAZARD_CLASSES = ("E08", "E09")
+
+
+def police_and_safety(queryset: QuerySet) -> QuerySet:
+    """The incidents of `queryset` in a police-relevant category or in one of the
+    POLICE_HAZARD_CLASSES (the police liaison page, issue #3 point 12)."""
+    hazards = Q()
+    for prefix in POLICE_HAZARD_CLASSES:
+        hazards |= Q(category__code__startswith=prefix)
+    return queryset.filter(Q(category__police_relevant=True) | hazards)

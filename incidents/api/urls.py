@@ -4,6 +4,11 @@ from incidents.api import views
 
 urlpatterns = [
     path("incidents", views.IncidentListView.as_view(), name="api-incidents"),
+    path(
+        "incidents/duplicates",
+        views.DuplicateSuggestionsView.as_view(),
+        name="api-incident-duplicates",
+    ),
     path("incidents/<int:pk>", views.IncidentDetailView.as_view(), name="api-incident"),
     path(
         "incidents/<int:pk>/transition",

@@ -4,14 +4,19 @@ Every incident is looked up through incidents.selectors.incidents_for, so an inc
 outside the user's scope is simply not found (404).
 """
 
+import math
+
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework_gis.pagination import GeoJsonPagination
 
+from gis import crs as crs_tools
 from incidents.api.serializers import (
     CategorySerializer,
     ErrorSerializer,
@@ -19,10 +24,12 @@ from incidents.api.serializers import (
     IncidentDetailSerializer,
     IncidentSerializer,
     TransitionSerializer,
+    ZoneKeepingDateTimeField,
 )
 from incidents.models import Category, Incident, Source
 from incidents.selectors import SORTS, filter_incidents, incidents_for
 from incidents.services.actions import perform
+from incidents.services.duplicates import suggest_duplicates, visible_suggestions
 from incidents.services.intake import IntakeError, Report, report_incident
 from incidents.services.transitions import roles_of
 from incidents.workflow import State, TransitionRefused
@@ -192,3 +199,77 @@ class CategoryListView(generics.ListAPIView):
     serializer_class = CategorySerializer
     pagination_class = None
     queryset = Category.objects.active()
+
+
+class DuplicateQuerySerializer(serializers.Serializer):
+    """The query of GET /api/incidents/duplicates."""
+
+    lon = serializers.FloatField(min_value=-180, max_value=180)
+    lat = serializers.FloatField(min_value=-90, max_value=90)
+    crs = serializers.ChoiceField(choices=list(crs_tools.SUPPORTED), default="wgs84")
+    category = serializers.CharField(help_text="category code, e.g. C0101")
+    reported_at = ZoneKeepingDateTimeField(
+        required=False, allow_null=True, default=None, help_text="ISO 8601 with a time zone"
+    )
+
+    def _finite(self, value: float) -> float:
+        if not math.isfinite(value):
+            raise serializers.ValidationError(_("must be a finite number"))
+        return value
+
+    validate_lon = _finite
+    validate_lat = _finite
+
+
+class DuplicateSuggestionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="incident.pk")
+    url = serializers.SerializerMethodField()
+    category = serializers.CharField(source="incident.category.code")
+    state = serializers.CharField(source="incident.state")
+    state_label = serializers.CharField(source="incident.get_state_display")
+    reported_at = serializers.DateTimeField(source="incident.reported_at")
+    description = serializers.CharField(source="incident.description")
+    distance_m = serializers.FloatField(help_text="geodesic distance from the queried point")
+
+    def get_url(self, suggestion) -> str:
+        return reverse("incident-detail", args=[suggestion.incident.pk])
+
+
+class DuplicateSuggestionsView(generics.GenericAPIView):
+    """Open incidents of the same category near a point (possible duplicates of a new
+    report), nearest first, limited to the user's scope; the report form calls this."""
+
+    serializer_class = DuplicateSuggestionSerializer
+    pagination_class = None
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("lon", float, required=True, description="longitude in `crs`"),
+            OpenApiParameter("lat", float, required=True, description="latitude in `crs`"),
+            OpenApiParameter("crs", str, enum=list(crs_tools.SUPPORTED), default="wgs84"),
+            OpenApiParameter("category", str, required=True, description="category code"),
+            OpenApiParameter(
+                "reported_at",
+                OpenApiTypes.DATETIME,
+                description="when the new incident happened (default: now)",
+            ),
+        ],
+        responses={200: DuplicateSuggestionSerializer(many=True), 400: ERROR_400},
+    )
+    def get(self, request):
+        query = DuplicateQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            return error(first_error(query.errors))
+        data = query.validated_data
+        category = Category.objects.filter(code=data["category"]).first()
+        if category is None:
+            return error(_("category: unknown category %(code)r") % {"code": data["category"]})
+        reported_at = data["reported_at"] or timezone.now()
+        if timezone.is_naive(reported_at):
+            return error(_("reported_at: must carry a time zone"))
+        lon, lat = crs_tools.to_wgs84(data["lon"], data["lat"], data["crs"])
+        found = suggest_duplicates(
+            lon=float(lon), lat=float(lat), category=category, reported_at=reported_at
+        )
+        suggestions = visible_suggestions(found, request.user)
+        return Response(self.get_serializer(suggestions, many=True).data)

@@ -157,3 +157,12 @@ def mark_duplicate(incident: Incident, original: Incident, user, note: str = "")
     )
     moved.refresh_from_db()
     return moved
+
+
+def visible_suggestions(suggestions: list[Suggestion], user) -> list[Suggestion]:
+    """The suggestions whose incident `user` may see (suggest_duplicates is not scoped)."""
+    from incidents.selectors import incidents_for
+
+    ids = [s.incident.pk for s in suggestions]
+    visible = set(incidents_for(user).filter(pk__in=ids).values_list("pk", flat=True))
+    return [s for s in suggestions if s.incident.pk in visible]

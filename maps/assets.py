@@ -1,0 +1,172 @@
+"""folium maps served by the app alone, rendered as fragments of a Django page.
+
+folium writes <script> and <link> tags for Leaflet, jQuery, Bootstrap, Leaflet.awesome-markers,
+Font Awesome and the Bootstrap 3 glyphicons, all from public CDNs. `use_local_assets` points
+every such reference of a map, and of the plugin elements in it, at the copies in
+maps/static/vendor/ (see its README), drops the ones the maps do without, and refuses what it
+has no local copy of — an unknown plugin asset, `folium.Icon` (awesome markers), a tile layer
+or image on another host — with an error naming it. A page can therefore never load anything
+from the internet without a test failing.
+
+`render_fragment` renders a map for a Django template as three parts: `head` (the asset links
+and the map's size, for {% block head %}), `html` (the map's <div>) and `script` (its
+JavaScript, in a <script> element, placed after the div). folium's own page-wide styles for
+a stand-alone map (html and body at 100 % height without margins) are left out.
+"""
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import folium
+from branca.element import CssLink, Element, JavascriptLink
+from django.templatetags.static import static
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+from folium.elements import JSCSSMixin
+from folium.raster_layers import ImageOverlay, TileLayer, WmsTileLayer
+
+# folium's asset names (folium.folium._default_js / _default_css) → files under static/.
+LOCAL_ASSETS = {
+    "leaflet": "vendor/leaflet-1.9.3/leaflet.js",
+    "leaflet_css": "vendor/leaflet-1.9.3/leaflet.css",
+    "jquery": "vendor/jquery-3.7.1/jquery.min.js",
+}
+# Assets folium loads by default that the maps do without (they serve folium.Icon only).
+DROPPED_ASSETS = frozenset(
+    {
+        "bootstrap",
+        "bootstrap_css",
+        "glyphicons_css",
+        "awesome_markers",
+        "awesome_markers_css",
+        "awesome_markers_font_css",
+        "awesome_rotate_css",
+    }
+)
+URL_RE = re.compile(r"""https?://[^\s"'<>()`]+""")
+
+
+class ForeignAsset(ValueError):
+    """A map element that would load something from another host; the message names it."""
+
+
+@dataclass(frozen=True)
+class MapFragment:
+    """A rendered map: `head` for the page head, `html` and `script` for the body."""
+
+    name: str  # the map's JavaScript variable (a global), e.g. "map_3f2a…"
+    head: SafeString
+    html: SafeString
+    script: SafeString
+
+
+def _local(name: str, url: str, element) -> str:
+    if name in LOCAL_ASSETS:
+        return static(LOCAL_ASSETS[name])
+    if not urlsplit(url).netloc:
+        return url  # already served by the app
+    raise ForeignAsset(
+        _("%(element)s needs %(name)s from %(url)s, which has no local copy in maps/static/vendor")
+        % {"element": type(element).__name__, "name": name, "url": url}
+    )
+
+
+def _walk(element):
+    yield element
+    children = list(element._children.values())
+    for part in ("header", "html", "script"):
+        if isinstance(getattr(element, part, None), Element):
+            children.append(getattr(element, part))
+    for child in children:
+        yield from _walk(child)
+
+
+def _is_foreign(url) -> bool:
+    return isinstance(url, str) and bool(urlsplit(url).netloc)
+
+
+def use_local_assets(fmap: folium.Map) -> folium.Map:
+    """Make `fmap` and every element in it load their assets from this app (see above).
+
+    Idempotent; returns the map. Raises ForeignAsset for anything without a local copy.
+    """
+    for element in _walk(fmap.get_root()):
+        if type(element) is folium.Icon:
+            raise ForeignAsset(
+                _(
+                    "folium.Icon needs Leaflet.awesome-markers, which is not shipped; use "
+                    "CircleMarker, Marker with the default icon or DivIcon"
+                )
+            )
+        if isinstance(element, TileLayer | WmsTileLayer) and _is_foreign(element.tiles):
+            raise ForeignAsset(
+                _("the tile layer %(url)s is on another host") % {"url": element.tiles}
+            )
+        if isinstance(element, ImageOverlay) and _is_foreign(getattr(element, "url", None)):
+            raise ForeignAsset(_("the image %(url)s is on another host") % {"url": element.url})
+        if isinstance(element, JSCSSMixin):
+            # Instance attributes: folium's lists are shared class attributes.
+            element.default_js = [
+                (name, _local(name, url, element))
+                for name, url in element.default_js
+                if name not in DROPPED_ASSETS
+            ]
+            element.default_css = [
+                (name, _local(name, url, element))
+                for name, url in element.default_css
+                if name not in DROPPED_ASSETS
+            ]
+    return fmap
+
+
+def _size(value) -> str:
+    number, unit = value
+    return f"{number}{unit}"
+
+
+def _embedded_header(fmap: folium.Map) -> str:
+    """The map's size and folium's two Leaflet switches, without page-wide styles."""
+    name = fmap.get_name()
+    switches = fmap.global_switches
+    return (
+        f"<style>#{name} {{position: {fmap.position}; width: {_size(fmap.width)}; "
+        f"height: {_size(fmap.height)}; left: {_size(fmap.left)}; top: {_size(fmap.top)};}}"
+        "</style>\n"
+        f"<script>L_NO_TOUCH = {'true' if switches.no_touch else 'false'}; "
+        f"L_DISABLE_3D = {'true' if switches.disable_3d else 'false'};</script>"
+    )
+
+
+def _check_links(header: Element) -> None:
+    """Last line of defence: links added while rendering (some elements do) must be local."""
+    for name, child in list(header._children.items()):
+        if isinstance(child, JavascriptLink | CssLink):
+            if name in DROPPED_ASSETS:
+                del header._children[name]
+            elif _is_foreign(child.url):
+                child.url = _local(name, child.url, child)
+
+
+def render_fragment(fmap: folium.Map) -> MapFragment:
+    """Render `fmap` with local assets as a MapFragment (see the module docstring)."""
+    use_local_assets(fmap)
+    figure = fmap.get_root()
+    for child in figure._children.values():
+        child.render()
+    header = figure.header
+    _check_links(header)
+    parts = []
+    for name, child in header._children.items():
+        if name == "meta_http":
+            continue  # the page has its own charset
+        parts.append(_embedded_header(fmap) if name == fmap.get_name() else child.render())
+    head = "\n".join(parts)
+    html = figure.html.render()
+    script = f"<script>\n{figure.script.render()}\n</script>"
+    return MapFragment(fmap.get_name(), mark_safe(head), mark_safe(html), mark_safe(script))
+
+
+def foreign_urls(html: str, host: str = "testserver") -> list[str]:
+    """The http(s) URLs in `html` whose host is not `host` (what tests assert is empty)."""
+    return [url for url in URL_RE.findall(html) if urlsplit(url).hostname != host]

@@ -1,0 +1,122 @@
+"""folium maps load everything from the app: vendored assets, no CDN, no tile server."""
+
+import folium
+import folium.plugins
+import pytest
+from django.contrib.staticfiles import finders
+
+from maps.assets import (
+    LOCAL_ASSETS,
+    ForeignAsset,
+    foreign_urls,
+    render_fragment,
+    use_local_assets,
+)
+from maps.builders import Boundary, incident_map
+
+SQUARE = {
+    "type": "Polygon",
+    "coordinates": [
+        [[104.0, 30.6], [104.01, 30.6], [104.01, 30.605], [104.0, 30.605], [104.0, 30.6]]
+    ],
+}
+
+
+def page_of(fragment) -> str:
+    return f"{fragment.head}\n{fragment.html}\n{fragment.script}"
+
+
+def test_rendered_map_names_no_other_host():
+    fragment = render_fragment(incident_map((104.005, 30.603), [Boundary("X", "x", SQUARE)]))
+    page = page_of(fragment)
+    assert foreign_urls(page) == []
+    assert '<script src="/static/vendor/leaflet-1.9.3/leaflet.js">' in page
+    assert 'href="/static/vendor/leaflet-1.9.3/leaflet.css"' in page
+    assert '<script src="/static/vendor/jquery-3.7.1/jquery.min.js">' in page
+    for dropped in ("bootstrap", "awesome-markers", "fontawesome", "glyphicons"):
+        assert dropped not in page
+
+
+def test_the_same_map_rendered_standalone_by_folium_would_use_cdns():
+    """The check above could fail: folium's own rendering names CDN hosts."""
+    fmap = incident_map((104.005, 30.603))
+    assert any("cdn.jsdelivr.net" in url for url in foreign_urls(fmap.get_root().render()))
+
+
+def test_every_local_asset_and_licence_is_shipped():
+    for path in LOCAL_ASSETS.values():
+        assert finders.find(path), path
+    for path in (
+        "vendor/leaflet-1.9.3/LICENSE",
+        "vendor/leaflet-1.9.3/images/marker-icon.png",
+        "vendor/leaflet-1.9.3/images/layers.png",
+        "vendor/jquery-3.7.1/LICENSE.txt",
+        "vendor/README.md",
+    ):
+        assert finders.find(path), path
+
+
+def test_vendored_files_name_no_source_map():
+    for path in LOCAL_ASSETS.values():
+        with open(finders.find(path), encoding="utf-8") as f:
+            assert "sourceMappingURL" not in f.read(), path
+
+
+def test_folium_class_defaults_are_left_alone():
+    use_local_assets(folium.Map(tiles=None))
+    assert dict(folium.Map.default_js)["leaflet"].startswith("https://")
+
+
+def test_fragment_leaves_out_folium_page_wide_styles():
+    fmap = incident_map((104.005, 30.603), height=280)
+    fragment = render_fragment(fmap)
+    assert "html, body" not in fragment.head
+    assert "position:absolute" not in fragment.head.replace(" ", "")
+    assert f"#{fmap.get_name()} {{position: relative; width: 100.0%; height: 280.0px;" in (
+        fragment.head
+    )
+    assert f'id="{fmap.get_name()}"' in fragment.html
+    assert fragment.script.startswith("<script>") and fragment.script.endswith("</script>")
+    assert f"var {fmap.get_name()} = L.map(" in fragment.script
+
+
+def test_a_tile_layer_on_another_host_is_refused():
+    with pytest.raises(ForeignAsset, match="openstreetmap"):
+        render_fragment(folium.Map(location=[30.6, 104.0]))
+
+
+def test_a_tile_layer_served_by_the_app_is_kept():
+    fmap = folium.Map(location=[30.6, 104.0], tiles="/tiles/{z}/{x}/{y}.png", attr="local")
+    page = page_of(render_fragment(fmap))
+    assert "/tiles/{z}/{x}/{y}.png" in page and foreign_urls(page) == []
+
+
+def test_awesome_marker_icons_are_refused():
+    fmap = folium.Map(location=[30.6, 104.0], tiles=None)
+    folium.Marker([30.6, 104.0], icon=folium.Icon(color="red")).add_to(fmap)
+    with pytest.raises(ForeignAsset, match="awesome-markers"):
+        render_fragment(fmap)
+
+
+def test_a_plugin_asset_without_local_copy_is_refused_by_name():
+    fmap = folium.Map(location=[30.6, 104.0], tiles=None)
+    folium.plugins.Fullscreen().add_to(fmap)
+    with pytest.raises(ForeignAsset, match="Control_fullscreen|leaflet.fullscreen|Fullscreen"):
+        render_fragment(fmap)
+
+
+def test_popups_keep_working_on_the_vendored_jquery():
+    fmap = folium.Map(location=[30.6, 104.0], tiles=None)
+    folium.CircleMarker([30.6, 104.0], popup=folium.Popup("<b>#1</b>")).add_to(fmap)
+    page = page_of(render_fragment(fmap))
+    assert "$(`" in page  # folium builds popup content with jQuery
+    assert "/static/vendor/jquery-3.7.1/jquery.min.js" in page
+    assert foreign_urls(page) == []
+
+
+def test_foreign_urls_tells_the_app_from_other_hosts():
+    html = (
+        '<script src="https://cdn.example.com/a.js"></script><a href="http://testserver/x">'
+        "<img src='/static/y.png'>"
+    )
+    assert foreign_urls(html) == ["https://cdn.example.com/a.js"]
