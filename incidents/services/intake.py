@@ -118,19 +118,21 @@ def report_incident(report: Report, *, user=None) -> Incident:
     )
     # Only the writes run in the transaction: on SpatiaLite it holds the database's write lock
     # from its first statement (BEGIN IMMEDIATE), so the lookups above stay outside it.
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                incident.save()
-        except IntegrityError:
+    try:
+        with transaction.atomic():
+            incident.save()
+            TimelineEntry.objects.create(
+                incident=incident,
+                actor=user if getattr(user, "is_authenticated", False) else None,
+                action="report",
+                to_state=State.REPORTED,
+                data={"unassigned": tag.unassigned, "near_boundary": tag.near_boundary},
+            )
+    except IntegrityError:
+        incident.pk = None
+        if report.external_id and Incident.objects.filter(external_id=report.external_id).exists():
             raise IntakeError(
                 _("an incident with external id %(id)s already exists") % {"id": report.external_id}
             ) from None
-        TimelineEntry.objects.create(
-            incident=incident,
-            actor=user if getattr(user, "is_authenticated", False) else None,
-            action="report",
-            to_state=State.REPORTED,
-            data={"unassigned": tag.unassigned, "near_boundary": tag.near_boundary},
-        )
+        raise
     return incident
