@@ -103,6 +103,7 @@ class BulkGeotagger:
                 "valid_from",
                 "valid_to",
                 "geom",
+                "name",
             )
         )
         self.version_id = np.array([r[0] for r in rows], dtype=np.int64)
@@ -110,6 +111,9 @@ class BulkGeotagger:
         level_of = {k: i for i, (_level, ks) in enumerate(LEVELS) for k in ks}
         self.level = np.array([level_of[r[2]] for r in rows], dtype=np.int8)
         self.code = np.array([r[3] for r in rows], dtype=object)
+        self.kind = np.array([r[2] for r in rows], dtype=object)
+        self.name = np.array([r[8] for r in rows], dtype=object)
+        self.valid_dates = [(r[5], r[6]) for r in rows]
         self.parent_id = np.array([r[4] or -1 for r in rows], dtype=np.int64)
         self.valid_from = np.array([r[5].toordinal() for r in rows], dtype=np.int64)
         far = datetime.date.max.toordinal()
@@ -226,15 +230,24 @@ class BulkGeotagger:
                 point, other = int(p_idx[k]), int(g_idx[k])
                 result.near_boundary[point] = True
                 result.candidates.setdefault(point, []).append(
-                    {
-                        "kind": level,
-                        "id": int(self.unit_id[other]),
-                        "code": str(self.code[other]),
-                        "distance_m": round(float(distance_m[k]), 2),
-                        "neighbour_of": str(self.code[chosen_hit_of_point[point]]),
-                    }
+                    self.candidate(other, distance_m[k], chosen_hit_of_point[point])
                 )
         return result
+
+    def candidate(self, other: int, metres: float, chosen: int) -> dict:
+        """A neighbouring unit as grids.lookup.locate lists it (same keys, same order)."""
+        valid_from, valid_to = self.valid_dates[other]
+        return {
+            "id": int(self.unit_id[other]),
+            "kind": str(self.kind[other]),
+            "code": str(self.code[other]),
+            "name": str(self.name[other]),
+            "boundary_version_id": int(self.version_id[other]),
+            "valid_from": valid_from.isoformat(),
+            "valid_to": valid_to.isoformat() if valid_to else None,
+            "distance_m": round(float(metres), 2),
+            "neighbour_of": str(self.code[chosen]),
+        }
 
 
 class _Period:
@@ -554,13 +567,7 @@ class BulkTags:
             order = np.lexsort((tagger.code_rank[versions], levels, points))
             for i in order:
                 self.candidates.setdefault(int(points[i]), []).append(
-                    {
-                        "kind": LEVELS[levels[i]][0],
-                        "id": int(tagger.unit_id[versions[i]]),
-                        "code": str(tagger.code[versions[i]]),
-                        "distance_m": round(float(metres[i]), 2),
-                        "neighbour_of": str(tagger.code[chosen[i]]),
-                    }
+                    tagger.candidate(versions[i], metres[i], chosen[i])
                 )
         self._pending = []
 
