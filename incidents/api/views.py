@@ -66,7 +66,11 @@ ERROR_400 = OpenApiResponse(ErrorSerializer, description="bad parameter or body"
 FILTER_PARAMETERS = [
     OpenApiParameter("unit", str, description="unit code: that unit and everything below it"),
     OpenApiParameter("category", str, description="category code, e.g. C0101"),
-    OpenApiParameter("major", str, description="two-digit major class, e.g. 01"),
+    OpenApiParameter(
+        "major",
+        str,
+        description="major class (大类): C01 / E01 for one family, or 01 for both",
+    ),
     OpenApiParameter("state", str, many=True, enum=State.values, description="repeatable"),
     OpenApiParameter(
         "overdue",
@@ -78,7 +82,12 @@ FILTER_PARAMETERS = [
     OpenApiParameter("to", OpenApiTypes.DATE, description="reported on or before (local date)"),
     OpenApiParameter("police_relevant", bool),
     OpenApiParameter("source", str, enum=Source.values),
-    OpenApiParameter("q", str, description="text in the description or the reporter's name"),
+    OpenApiParameter(
+        "q",
+        str,
+        description="incident number (123 or #123), or text in the description or "
+        "the reporter's name",
+    ),
     OpenApiParameter("sort", str, enum=list(SORTS)),
 ]
 
