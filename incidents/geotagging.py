@@ -71,7 +71,11 @@ class Geotag:
 def geotag_point(lon: float, lat: float, at: datetime.date, near_m: float | None = None) -> Geotag:
     """Geotag one WGS84 point as of `at` through the database lookup."""
     result = locate(lon, lat, at, near_m)
-    tag = Geotag(near_boundary=result["near_boundary"], candidates=result["neighbours"])
+    # Incidents are placed in street, community/village, grid and micro-grid: only those
+    # boundaries make a report "near a boundary" (a courtyard wall inside a micro-grid does
+    # not, as in BulkGeotagger).
+    candidates = [n for n in result["neighbours"] if n["kind"] != UnitKind.COURTYARD]
+    tag = Geotag(near_boundary=bool(candidates), candidates=candidates)
     for unit in result["chain"]:
         for level, kinds in LEVELS:
             if unit["kind"] in kinds:

@@ -67,8 +67,12 @@ def deadline_for(
     calendar: WorkingCalendar | None = None,
 ):
     calendar = calendar or WorkingCalendar.from_settings()
-    amount = category.deadline_urgent if urgent else category.deadline_normal
-    return compute_deadline(calendar, start, float(amount), category.deadline_unit)
+    amount = float(category.deadline_urgent if urgent else category.deadline_normal)
+    unit = category.deadline_unit
+    if unit == "days" and not amount.is_integer():
+        # Half a working day (e.g. urgent 暴露垃圾) is that share of a working day's hours.
+        return compute_deadline(calendar, start, amount * calendar.hours_per_day, "hours")
+    return compute_deadline(calendar, start, amount, unit)
 
 
 def deadline_fields(deadline, start: datetime.datetime, calendar: WorkingCalendar) -> dict:

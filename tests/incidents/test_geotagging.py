@@ -60,3 +60,23 @@ def test_bulk_tags_each_point_at_its_own_date(small_territory):
     )
     assert tags[0].unassigned and tags[0].street is None
     assert tags[1].microgrid == small_territory["micro11"].pk
+
+
+def test_a_courtyard_wall_inside_a_micro_grid_is_not_a_unit_boundary(small_territory, make_unit):
+    from tests.conftest import COMMUNITY, rect
+
+    for n, (x0, x1) in enumerate([(104.001, 104.003), (104.003, 104.006)], start=1):
+        make_unit(
+            "courtyard",
+            f"{COMMUNITY}Y{n:03d}",
+            rect(x0, 30.606, x1, 30.608),
+            parent=small_territory["community"],
+            name=f"幸福{n}院",
+        )
+    # 1 m from the wall between the two courtyards, deep inside micro-grid 1-1
+    lon, lat = 104.003 + 1 / 96_000, 30.607
+    tag = geotag_point(lon, lat, AT)
+    assert tag.microgrid == small_territory["micro11"].pk
+    assert not tag.near_boundary and tag.candidates == []
+    bulk = BulkGeotagger().tag(np.array([lon]), np.array([lat]), [AT])[0]
+    assert (bulk.microgrid, bulk.near_boundary, bulk.candidates) == (tag.microgrid, False, [])

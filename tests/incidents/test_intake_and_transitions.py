@@ -221,3 +221,19 @@ def test_phone_masking():
     assert mask_phone("13812345678") == "138****5678"
     assert mask_phone("028-8888") == "028*8888"
     assert mask_phone("12345") == "*****"
+
+
+def test_half_a_working_day_is_half_the_working_hours_of_a_day(small_territory, manhole):
+    litter = Category.objects.get(code="E0102")  # urgent: 0.5 working days
+    incident = report_incident(
+        Report(
+            lon=104.005,
+            lat=30.607,
+            category=litter,
+            source="patrol",
+            reported_at=MONDAY_9,
+            urgent=True,
+        )
+    )
+    # 3.75 working hours from Monday 09:00: 3 h to noon, 0.75 h after 13:30 → 14:15
+    assert incident.deadline == datetime.datetime(2025, 6, 9, 14, 15, tzinfo=SH)
