@@ -1,6 +1,8 @@
-"""`python manage.py load_demo [--scale N] [--quiet]`: load the demo district 锦宁区.
+"""`python manage.py load_demo [--scale N] [--incidents N] [--quiet]`: load the demo district
+锦宁区 and its demo incidents (fixtures.demo_incidents).
 
-Idempotent: when the demo is already loaded it changes nothing and prints the demo logins.
+Idempotent: when the demo is already loaded it changes nothing and prints the demo logins,
+except that demo incidents are added once when the database holds none yet.
 """
 
 import time
@@ -11,7 +13,7 @@ from django.db import IntegrityError
 from django.db.models import Count
 from tqdm import tqdm
 
-from fixtures import demo, install
+from fixtures import demo, demo_incidents, install
 from grids.codes import CodeError
 from grids.kinds import UnitKind
 from grids.models import StaffAssignment, Unit
@@ -33,12 +35,21 @@ class Command(BaseCommand):
             "16 gives over 10,000 micro-grids)",
         )
         parser.add_argument(
+            "--incidents",
+            type=int,
+            default=None,
+            help=f"how many demo incidents to add when there are none yet (default "
+            f"{demo_incidents.PER_MICROGRID} per micro-grid; 0 = none)",
+        )
+        parser.add_argument(
             "--quiet", action="store_true", help="print only the logins, no progress"
         )
 
-    def handle(self, *, scale: int, quiet: bool, **options):
+    def handle(self, *, scale: int, quiet: bool, incidents: int | None = None, **options):
         if not 1 <= scale <= demo.MAX_SCALE:
             raise CommandError(f"--scale must be 1–{demo.MAX_SCALE}, not {scale}")
+        if incidents is not None and incidents < 0:
+            raise CommandError(f"--incidents must be 0 or more, not {incidents}")
         try:
             existing = install.installed_scale()
             if existing is None:
@@ -59,9 +70,34 @@ class Command(BaseCommand):
                 raise CommandError(f"nothing was loaded: {exc}") from None
         elif not quiet:
             self.stdout.write(f"demo district (scale {scale}) already loaded; nothing changed")
+        self.load_incidents(incidents, quiet)
         if not quiet:
             self.print_counts()
         self.print_logins()
+
+    def load_incidents(self, count: int | None, quiet: bool) -> None:
+        """Add the demo incidents unless the database already holds some."""
+        existing = demo_incidents.installed_count()
+        if existing:
+            if not quiet:
+                self.stdout.write(f"demo incidents: {existing:,} already loaded; nothing changed")
+            return
+        if count is None:
+            micro = Unit.objects.filter(
+                kind=UnitKind.MICROGRID, path__startswith=f"/{demo.DISTRICT_CODE}/"
+            )
+            count = demo_incidents.PER_MICROGRID * micro.filter(retired_on__isnull=True).count()
+        started = time.monotonic()
+
+        def stage(text: str) -> None:
+            if not quiet:
+                self.stdout.write(f"[{time.monotonic() - started:6.1f} s] {text}")
+
+        by_state = demo_incidents.load(count, stage=stage)
+        if not quiet:
+            stage(f"demo incidents: {sum(by_state.values()):,}")
+            parts = [f"{state} {n:,}" for state, n in sorted(by_state.items())]
+            self.stdout.write("incidents by state: " + ", ".join(parts))
 
     def load(self, scale: int, quiet: bool) -> None:
         started = time.monotonic()
