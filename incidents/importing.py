@@ -28,26 +28,33 @@ from __future__ import annotations
 import csv
 import datetime
 import hashlib
+import itertools
+import json
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from django.contrib.gis.geos import Point
-from django.db import transaction
+from django.conf import settings
+from django.contrib.gis.db.models import GeometryField
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from gis import crs as crs_tools
 from incidents.geotagging import BulkGeotagger
 from incidents.models import Category, Incident, Source, TimelineEntry
-from incidents.services.intake import deadline_fields
+from incidents.services.intake import deadline_amount
 from incidents.workflow import State
-from incidents.working_time import WorkingCalendar, compute_deadline
+from incidents.working_time import (
+    WorkingCalendar,
+    compute_deadlines,
+    three_times_overdue_at_many,
+)
 
 NAIVE_TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_CHUNK = 20_000
@@ -325,7 +332,7 @@ class _Checker:
                     "lat": raw_lat,
                 }
             return Rejected(number, "bad_coordinates", message)
-        if not bool(crs_tools.lonlat_valid_mask(lon, lat)):
+        if not (abs(lon) <= 180.0 and abs(lat) <= 90.0):  # as crs_tools.lonlat_valid_mask
             return Rejected(
                 number,
                 "out_of_range",
@@ -377,93 +384,325 @@ class _Checker:
 
 
 def existing_ids(ids: list[str]) -> set[str]:
+    """The ids among `ids` that some incident already has as its external id."""
+    meta = Incident._meta
+    quote = connection.ops.quote_name
+    column = quote(meta.get_field("external_id").column)
     found: set[str] = set()
-    for i in range(0, len(ids), _LOOKUP_BATCH):
-        batch = ids[i : i + _LOOKUP_BATCH]
-        found.update(
-            Incident.objects.filter(external_id__in=batch).values_list("external_id", flat=True)
-        )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # one array parameter, not thousands
+            cursor.execute(
+                f"SELECT {column} FROM {meta.db_table} WHERE {column} = ANY(%s)", [list(ids)]
+            )
+            return {row[0] for row in cursor.fetchall()}
+        size = connection.features.max_query_params or _LOOKUP_BATCH
+        for i in range(0, len(ids), size):
+            batch = ids[i : i + size]
+            cursor.execute(
+                f"SELECT {column} FROM {meta.db_table} WHERE {column} IN "
+                f"({', '.join(['%s'] * len(batch))})",
+                batch,
+            )
+            found.update(row[0] for row in cursor.fetchall())
     return found
 
 
-def write_chunk(incidents: list[Incident], entries: list[TimelineEntry]) -> None:
-    """Write one chunk's incidents and their first timeline entries in one transaction."""
-    with transaction.atomic():
-        Incident.objects.bulk_create(incidents, batch_size=2_000)
-        if any(i.pk is None for i in incidents):  # a backend that does not return ids
-            ids = dict(
-                Incident.objects.filter(
-                    external_id__in=[i.external_id for i in incidents]
-                ).values_list("external_id", "id")
+class _Table:
+    """Writes rows of a model's table without model instances.
+
+    The columns are the model's concrete fields (the primary key only when given), so the
+    writer follows the model. ``insert`` takes {attname: values}: a list or array (one value
+    per row) or a single value for every row; fields not given take their default. Values
+    are adapted as Django adapts them for the connection: datetimes as the backend stores
+    them, JSON as text (jsonb parses it on PostgreSQL), points from their coordinates.
+    Rows go in with COPY on PostgreSQL and executemany elsewhere.
+    """
+
+    def __init__(self, model, connection, given: set[str]):
+        self.connection = connection
+        self.postgres = connection.vendor == "postgresql"
+        self.table = model._meta.db_table
+        fields = [f for f in model._meta.concrete_fields if not f.primary_key or f.attname in given]
+        unknown = given - {f.attname for f in fields}
+        if unknown:
+            raise ValueError(f"{self.table} has no fields {', '.join(sorted(unknown))}")
+        self.fields = fields
+        self.given = given
+        self.defaults = {}
+        for f in fields:
+            if f.attname not in given:
+                default = f.get_default()
+                self.defaults[f.attname] = (
+                    json.dumps(default, cls=f.encoder)  # text, as _adapt writes JSON
+                    if isinstance(f, models.JSONField)
+                    else f.get_db_prep_save(default, connection)
+                )
+        quote = connection.ops.quote_name
+        self.columns = ", ".join(quote(f.column) for f in fields)
+
+    def _adapt(self, field, values, n: int) -> list[Iterable]:
+        """The parameter columns of one field (a point has two on SQLite: x and y)."""
+        single = not isinstance(values, list | tuple | np.ndarray)
+        if isinstance(field, GeometryField):
+            lons, lats = values
+            if self.postgres:
+                return [_ewkb_hex(lons, lats, field.srid)]
+            return [np.asarray(lons, dtype=float).tolist(), np.asarray(lats, dtype=float).tolist()]
+        if single:
+            values = [values]
+        if isinstance(field, models.DateTimeField) and not self.postgres:
+            values = [self._datetime(v) for v in values]
+        elif isinstance(field, models.JSONField):
+            values = _json_texts(values, field.encoder)
+        elif isinstance(values, np.ndarray):
+            values = values.tolist()
+        if single:
+            return [itertools.repeat(values[0], n)]
+        if len(values) != n:
+            raise ValueError(f"{field.attname}: {len(values)} values for {n} rows")
+        return [values]
+
+    def _datetime(self, value):
+        """connection.ops.adapt_datetimefield_value, without its checks for aware values."""
+        if value is not None and value.utcoffset() is not None and settings.USE_TZ:
+            return str(value.astimezone(self.connection.timezone).replace(tzinfo=None))
+        return self.connection.ops.adapt_datetimefield_value(value)
+
+    def insert(self, cursor, n: int, given: dict) -> None:
+        if set(given) != self.given:
+            raise ValueError(f"{self.table}: expected the fields {sorted(self.given)}")
+        params: list[Iterable] = []
+        placeholders = []
+        for f in self.fields:
+            if f.attname in given:
+                adapted = self._adapt(f, given[f.attname], n)
+            else:
+                adapted = [itertools.repeat(self.defaults[f.attname], n)]
+            params.extend(adapted)
+            if isinstance(f, GeometryField) and not self.postgres:
+                placeholders.append(f"MakePoint(%s, %s, {int(f.srid)})")
+            else:
+                placeholders.append("%s")
+        rows = zip(*params)  # noqa: B905 - the repeated constants are endless
+        if self.postgres:
+            with cursor.cursor.copy(f"COPY {self.table} ({self.columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(
+                f"INSERT INTO {self.table} ({self.columns}) VALUES ({', '.join(placeholders)})",
+                rows,
             )
-            for incident in incidents:
-                incident.pk = ids[incident.external_id]
-        for incident, entry in zip(incidents, entries, strict=True):
-            entry.incident_id = incident.pk
-        TimelineEntry.objects.bulk_create(entries, batch_size=2_000)
+
+
+def _json_texts(values, encoder) -> list[str]:
+    """JSON text of each value as Django writes it (json.dumps with the field's encoder);
+    one object repeated is serialised once."""
+    texts: dict[int, str] = {}
+    out = []
+    for value in values:
+        text = texts.get(id(value))
+        if text is None:
+            text = texts[id(value)] = json.dumps(value, cls=encoder)
+        out.append(text)
+    return out
+
+
+def _ewkb_hex(lons, lats, srid: int) -> list[str]:
+    """Points as hex EWKB (little endian, with SRID), as PostGIS reads them."""
+    n = len(lons)
+    record = np.dtype(
+        [("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")]
+    )
+    points = np.empty(n, dtype=record)
+    points["order"] = 1
+    points["type"] = 0x20000001  # Point with SRID
+    points["srid"] = srid
+    points["x"], points["y"] = lons, lats
+    text = points.tobytes().hex()
+    size = 2 * record.itemsize
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+@dataclass
+class _Rows:
+    """One chunk's new incidents as columns ({Incident attname: values}) and the data of
+    their "report" timeline entries."""
+
+    count: int
+    incident: dict
+    entry_data: list[dict]
+    unassigned: int
+    near_boundary: int
+
+
+class _Writer:
+    """Writes a chunk's incidents and their first timeline entries in one transaction."""
+
+    def __init__(self, connection, incident_fields: set[str]):
+        self.connection = connection
+        self.postgres = connection.vendor == "postgresql"
+        fields = set(incident_fields) | {"created_at"}
+        if self.postgres:  # ids are drawn from the sequence first, so COPY can write them
+            fields.add(Incident._meta.pk.attname)
+        self.incidents = _Table(Incident, connection, fields)
+        self.entries = _Table(
+            TimelineEntry, connection, {"incident_id", "at", "action", "to_state", "data"}
+        )
+
+    def write(self, rows: _Rows) -> None:
+        now = timezone.now()
+        columns = {**rows.incident, "created_at": now}
+        with transaction.atomic(), self.connection.cursor() as cursor:
+            if self.postgres:
+                ids = self._new_ids(cursor, rows.count)
+                columns[Incident._meta.pk.attname] = ids
+                self.incidents.insert(cursor, rows.count, columns)
+            else:
+                self.incidents.insert(cursor, rows.count, columns)
+                ids = self._ids_of(cursor, rows.incident["external_id"])
+            self.write_entries(
+                cursor,
+                rows.count,
+                {
+                    "incident_id": ids,
+                    "at": now,
+                    "action": "report",
+                    "to_state": State.REPORTED,
+                    "data": rows.entry_data,
+                },
+            )
+
+    def write_entries(self, cursor, n: int, columns: dict) -> None:
+        """Insert the chunk's "report" timeline entries (inside the chunk's transaction)."""
+        self.entries.insert(cursor, n, columns)
+
+    def _new_ids(self, cursor, n: int) -> list[int]:
+        meta = Incident._meta
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, n],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+    def _ids_of(self, cursor, external_ids: list[str]) -> list[int]:
+        meta = Incident._meta
+        quote = self.connection.ops.quote_name
+        column, pk = quote(meta.get_field("external_id").column), quote(meta.pk.column)
+        batch_size = self.connection.features.max_query_params or _LOOKUP_BATCH
+        found: dict[str, int] = {}
+        for i in range(0, len(external_ids), batch_size):
+            batch = external_ids[i : i + batch_size]
+            cursor.execute(
+                f"SELECT {column}, {pk} FROM {meta.db_table} WHERE {column} IN "
+                f"({', '.join(['%s'] * len(batch))})",
+                batch,
+            )
+            found.update(cursor.fetchall())
+        return [found[e] for e in external_ids]
 
 
 class _Builder:
-    """Turns checked rows into unsaved incidents (the fields intake sets)."""
+    """Turns checked rows into the columns of new incidents (the fields intake sets)."""
+
+    FIELDS = {
+        "location",
+        "input_crs",
+        "input_lon",
+        "input_lat",
+        "category_id",
+        "source",
+        "urgent",
+        "reported_at",
+        "external_id",
+        "state",
+        "street_id",
+        "community_id",
+        "grid_id",
+        "unit_id",
+        "boundary_version_id",
+        "unassigned",
+        "near_boundary",
+        "boundary_candidates",
+        "deadline",
+        "deadline_note",
+        "overdue_3x_at",
+    }
 
     def __init__(self, options: ImportOptions):
         self.options = options
         self.tagger = BulkGeotagger()
         self.calendar = WorkingCalendar.from_settings()
-        self._deadlines: dict = {}
+        self._data = {
+            (unassigned, near): {"unassigned": unassigned, "near_boundary": near}
+            for unassigned in (False, True)
+            for near in (False, True)
+        }
 
-    def _deadline(self, category: Category, start: datetime.datetime):
-        key = (category.pk, start)
-        deadline = self._deadlines.get(key)
-        if deadline is None:
-            deadline = deadline_fields(
-                compute_deadline(
-                    self.calendar, start, float(category.deadline_normal), category.deadline_unit
-                ),
-                start,
-                self.calendar,
-            )
-            if len(self._deadlines) > 100_000:
-                self._deadlines.clear()
-            self._deadlines[key] = deadline
-        return deadline
+    def _deadlines(self, goods: list[_Good]) -> dict[str, list]:
+        """The columns deadline, deadline_note and overdue_3x_at: for each row what intake's
+        deadline_fields gives for the category's normal deadline, computed for the whole
+        chunk at once (compute_deadlines and three_times_overdue_at_many give the same
+        values as compute_deadline and three_times_overdue_at)."""
+        amounts = {}
+        for good in goods:
+            category = good.category
+            if category.pk not in amounts:
+                amounts[category.pk] = deadline_amount(category, False, self.calendar)
+        per_row = [amounts[g.category.pk] for g in goods]
+        starts = [g.reported_at for g in goods]
+        deadlines = compute_deadlines(
+            self.calendar, starts, [a for a, _ in per_row], [u for _, u in per_row]
+        )
+        return {
+            "deadline": deadlines.due,
+            "deadline_note": deadlines.warnings(),
+            "overdue_3x_at": three_times_overdue_at_many(starts, deadlines, self.calendar),
+        }
 
-    def build(self, goods: list[_Good]) -> tuple[list[Incident], list[TimelineEntry]]:
+    def build(self, goods: list[_Good]) -> _Rows:
         o = self.options
-        in_lon = np.fromiter((g.lon for g in goods), dtype=float, count=len(goods))
-        in_lat = np.fromiter((g.lat for g in goods), dtype=float, count=len(goods))
+        n = len(goods)
+        in_lon = np.fromiter((g.lon for g in goods), dtype=float, count=n)
+        in_lat = np.fromiter((g.lat for g in goods), dtype=float, count=n)
         lons, lats = crs_tools.to_wgs84(in_lon, in_lat, o.crs)
         lons, lats = np.atleast_1d(lons), np.atleast_1d(lats)
         days = [timezone.localtime(g.reported_at).date() for g in goods]
         tags = self.tagger.tag(lons, lats, days)
-        incidents, entries = [], []
-        for i, good in enumerate(goods):
-            tag = tags[i]
-            deadline = self._deadline(good.category, good.reported_at)
-            incidents.append(
-                Incident(
-                    location=Point(float(lons[i]), float(lats[i]), srid=4326),
-                    input_crs=o.crs,
-                    input_lon=good.lon,
-                    input_lat=good.lat,
-                    category=good.category,
-                    source=o.source,
-                    urgent=False,
-                    reported_at=good.reported_at,
-                    external_id=good.external_id,
-                    state=State.REPORTED,
-                    **tag.incident_fields(),
-                    **deadline,
-                )
-            )
-            entries.append(
-                TimelineEntry(
-                    action="report",
-                    to_state=State.REPORTED,
-                    data={"unassigned": tag.unassigned, "near_boundary": tag.near_boundary},
-                )
-            )
-        return incidents, entries
+        unassigned = tags.microgrid == -1
+        near = tags.near_boundary
+        no_candidates: list = []
+        candidates = [no_candidates] * n
+        for i in np.flatnonzero(near).tolist():
+            candidates[i] = tags[i].candidates
+
+        def unit_ids(values: np.ndarray) -> list:
+            return [None if v == -1 else v for v in values.tolist()]
+
+        incident = {
+            "location": (lons, lats),
+            "input_crs": o.crs,
+            "input_lon": in_lon,
+            "input_lat": in_lat,
+            "category_id": [g.category.pk for g in goods],
+            "source": o.source,
+            "urgent": False,
+            "reported_at": [g.reported_at for g in goods],
+            "external_id": [g.external_id for g in goods],
+            "state": State.REPORTED,
+            "street_id": unit_ids(tags.street),
+            "community_id": unit_ids(tags.community),
+            "grid_id": unit_ids(tags.grid),
+            "unit_id": unit_ids(tags.microgrid),
+            "boundary_version_id": unit_ids(tags.version),
+            "unassigned": unassigned,
+            "near_boundary": near,
+            "boundary_candidates": candidates,
+            **self._deadlines(goods),
+        }
+        data = self._data
+        entry_data = [data[a, b] for a, b in zip(unassigned.tolist(), near.tolist(), strict=True)]
+        return _Rows(n, incident, entry_data, int(unassigned.sum()), int(near.sum()))
 
 
 def import_incidents(
@@ -489,6 +728,7 @@ def import_incidents(
     fmt = _format_of(path, options.format)
     checker = _Checker(path, options, timezone.now())
     builder = _Builder(options)
+    writer = _Writer(connection, _Builder.FIELDS)
     rows = _csv_rows(path, options) if fmt == "csv" else _geojson_rows(path, options)
     result = ImportResult()
     for chunk in _chunks(rows, max(1, options.chunk_size)):
@@ -505,11 +745,11 @@ def import_incidents(
             new = [g for g in goods if g.external_id not in present]
             result.unchanged += len(goods) - len(new)
             if new:
-                incidents, entries = builder.build(new)
-                write_chunk(incidents, entries)
-                result.imported += len(incidents)
-                result.unassigned += sum(1 for i in incidents if i.unassigned)
-                result.near_boundary += sum(1 for i in incidents if i.near_boundary)
+                built = builder.build(new)
+                writer.write(built)
+                result.imported += built.count
+                result.unassigned += built.unassigned
+                result.near_boundary += built.near_boundary
         if progress:
             progress(len(chunk))
     result.seconds = time.perf_counter() - started

@@ -60,6 +60,17 @@ Performance
     calls per second on the 2-core development machine. Instances are safe to share between
     threads (the table is replaced, never modified); ``overrides`` is read-only after
     construction — build a new calendar when an admin changes them.
+
+Many at once
+    ``compute_deadlines`` and ``three_times_overdue_at_many`` (and the calendar methods
+    ``add_working_hours_many`` / ``add_working_days_many``) give, row by row, exactly what
+    ``compute_deadline`` / ``three_times_overdue_at`` give — the same moments to the
+    microsecond in the same time zone, the same years in ``assumed_weekdays`` and so the same
+    warning — for a whole batch with numpy. Each moment is mapped to its working-time
+    coordinate (the working time from the start of the day table to it: running working-day
+    total × day length + the part of its own day worked), the amount is added and the
+    coordinate is mapped back with a binary search; working days use the running count of
+    working days directly. For bulk work such as an import.
 """
 
 from __future__ import annotations
@@ -77,6 +88,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext
 
@@ -84,11 +96,14 @@ __all__ = [
     "DEFAULT_HOURS",
     "DEFAULT_TZ",
     "Deadline",
+    "Deadlines",
     "WorkingCalendar",
     "compute_deadline",
+    "compute_deadlines",
     "extend",
     "is_3x_overdue",
     "three_times_overdue_at",
+    "three_times_overdue_at_many",
     "overdue",
     "overdue_factor",
     "parse_working_hours",
@@ -103,6 +118,13 @@ UNITS = ("hours", "days")
 Unit = Literal["hours", "days"]
 
 _US_PER_HOUR = 3_600_000_000
+_US_PER_DAY = 24 * _US_PER_HOUR
+_ONE_US = dt.timedelta(microseconds=1)
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+# More working hours or days than fit before the year 9999 with any working periods; larger
+# amounts are refused as the one-at-a-time functions refuse them, before any int64 overflow.
+_MAX_HOURS = 1e8
+_MAX_DAYS = 4_000_000
 _PERIOD_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 # Day codes in the day table: bit 0 = working day, bit 1 = Mon–Fri was assumed.
@@ -211,7 +233,7 @@ class _DayTable:
     """Codes for every day of the whole years ``year_lo..year_hi`` with running totals; never
     modified once built (a wider table replaces it), so readers need no lock."""
 
-    __slots__ = ("cuma", "cumw", "codes", "lo", "year_hi", "year_lo")
+    __slots__ = ("_arrays", "cuma", "cumw", "codes", "lo", "year_hi", "year_lo")
 
     def __init__(self, year_lo: int, year_hi: int, codes: list[int]) -> None:
         self.year_lo, self.year_hi, self.codes = year_lo, year_hi, codes
@@ -219,6 +241,16 @@ class _DayTable:
         # cumw[i] / cuma[i]: working / assumed days among the first i days of the table.
         self.cumw = list(accumulate((c & _WORK for c in codes), initial=0))
         self.cuma = list(accumulate((c >> 1 for c in codes), initial=0))
+        self._arrays = None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(1 for a working day else 0, cumw, cuma) as int64 arrays, made on first use."""
+        arrays = self._arrays
+        if arrays is None:  # two threads may both make them; either result is the same
+            work = np.asarray(self.codes, dtype=np.int64) & _WORK
+            arrays = (work, np.asarray(self.cumw, np.int64), np.asarray(self.cuma, np.int64))
+            self._arrays = arrays
+        return arrays
 
 
 class WorkingCalendar:
@@ -475,6 +507,141 @@ class WorkingCalendar:
             + self._worked_us(table, ib, 0, tb)
         )
 
+    # --- many at once (the same results as the methods above, row by row) -------------------
+
+    def _local_many(self, values, name: str) -> np.ndarray:
+        """Wall-clock times in the calendar's zone (as ``_local`` gives them) as microseconds
+        since 1970-01-01 00:00 wall-clock time."""
+        tz = self.tz
+        base = dt.datetime(1970, 1, 1, tzinfo=tz)  # same tzinfo: differences are wall-clock
+        local = []
+        for value in values:
+            if not isinstance(value, dt.datetime) or value.utcoffset() is None:
+                _require_aware(value, name)
+            local.append((value.astimezone(tz) - base) // _ONE_US)
+        return np.array(local, dtype=np.int64)
+
+    @staticmethod
+    def _days_and_times(local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Date ordinals and microseconds since midnight of wall-clock times."""
+        days = local // _US_PER_DAY
+        return days + _EPOCH_ORDINAL, local - days * _US_PER_DAY
+
+    def _table_many(self, ordinals: np.ndarray) -> _DayTable:
+        first = dt.date.fromordinal(int(ordinals.min()))
+        last = dt.date.fromordinal(int(ordinals.max()))
+        return self._table_for(first, last)
+
+    def _coordinates(self, table: _DayTable, i: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Working microseconds from the start of the table to time ``t`` of table day ``i``."""
+        work, cumw, _ = table.arrays()
+        worked = np.zeros(len(t), dtype=np.int64)
+        for p_start, p_end in self._periods:
+            worked += np.clip(t - p_start, 0, p_end - p_start)
+        return cumw[i] * self._day_us + worked * work[i]
+
+    def _moments(
+        self, table: _DayTable, coordinates: np.ndarray, latest: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(table day, microseconds since midnight) of working-time coordinates: the earliest
+        moment at that coordinate (the end of a period, not the start of the next one), or
+        with ``latest`` the last one (where counting resumes: the start of the next period).
+        The table must reach far enough."""
+        _, cumw, _ = table.arrays()
+        day_us = self._day_us
+        # m: working days before the one the moment falls on; r: worked part of that day.
+        m = np.where(latest, coordinates // day_us, (coordinates - 1) // day_us)
+        r = coordinates - m * day_us
+        j = np.searchsorted(cumw, m + 1, side="left") - 1
+        lengths = np.array([b - a for a, b in self._periods], dtype=np.int64)
+        ends = np.cumsum(lengths)
+        begins = np.array([a for a, _ in self._periods], dtype=np.int64)
+        k = np.where(
+            latest, np.searchsorted(ends, r, side="right"), np.searchsorted(ends, r, side="left")
+        )
+        return j, begins[k] + r - (ends[k] - lengths[k])
+
+    def _datetimes(self, table: _DayTable, j: np.ndarray, t: np.ndarray) -> list[dt.datetime]:
+        """Aware datetimes (the calendar's zone) at time ``t`` of table days ``j``, as ``_at``."""
+        us = (j + (table.lo - _EPOCH_ORDINAL)) * _US_PER_DAY + t
+        base = dt.datetime(1970, 1, 1, tzinfo=self.tz)  # + timedelta: wall-clock, fold 0
+        return [base + delta for delta in us.astype("timedelta64[us]").tolist()]
+
+    def _assumed_many(self, table: _DayTable, i: np.ndarray, j: np.ndarray) -> list[tuple]:
+        """``_assumed_years(table, i, j)`` of each row, as tuples (``()`` for most rows)."""
+        _, _, cuma = table.arrays()
+        years: list[tuple] = [()] * len(i)
+        found: dict[tuple[int, int], tuple] = {}
+        for row in np.flatnonzero(cuma[j + 1] > cuma[i]).tolist():
+            key = (int(i[row]), int(j[row]))
+            value = found.get(key)
+            if value is None:
+                value = found[key] = tuple(self._assumed_years(table, *key))
+            years[row] = value
+        return years
+
+    def _hours_many(
+        self, local: np.ndarray, remaining: np.ndarray
+    ) -> tuple[_DayTable, np.ndarray, np.ndarray, np.ndarray]:
+        """(table, start days, due days, due times) for working microseconds ``remaining``
+        after wall-clock times ``local`` (as ``_add_hours``)."""
+        ordinals, t = self._days_and_times(local)
+        table = self._table_many(ordinals)
+        day_us = self._day_us
+        latest = remaining == 0  # nothing to count: where counting starts
+        while True:
+            i = ordinals - table.lo
+            target = self._coordinates(table, i, t) + remaining
+            needed = int(np.where(latest, target // day_us, (target - 1) // day_us).max()) + 1
+            if table.cumw[-1] >= needed:
+                break
+            table = self._grown(table, needed - table.cumw[-1])
+        j, due = self._moments(table, target, latest)
+        return table, i, j, due
+
+    def _days_many(
+        self, local: np.ndarray, days: np.ndarray
+    ) -> tuple[_DayTable, np.ndarray, np.ndarray]:
+        """(table, start days, due days) for ``days`` working days after the dates of
+        ``local`` (as ``_add_days``)."""
+        ordinals, _ = self._days_and_times(local)
+        table = self._table_many(ordinals)
+        while True:
+            i = ordinals - table.lo
+            target = table.arrays()[1][i + 1] + days
+            needed = int(target.max())
+            if table.cumw[-1] >= needed:
+                break
+            table = self._grown(table, needed - table.cumw[-1])
+        j = np.searchsorted(table.arrays()[1], target, side="left") - 1
+        return table, i, j
+
+    def add_working_hours_many(self, starts: Sequence[dt.datetime], hours) -> list[dt.datetime]:
+        """``add_working_hours`` of each start; ``hours`` is one number or one per start."""
+        return self._hours_deadlines(starts, hours, False)[0]
+
+    def add_working_days_many(self, starts: Sequence[dt.datetime], days) -> list[dt.datetime]:
+        """``add_working_days`` of each start; ``days`` is one number or one per start."""
+        return self._days_deadlines(starts, days, False)[0]
+
+    def _hours_deadlines(self, starts, hours, assumed: bool):
+        local = self._local_many(starts, "start")
+        if not len(local):
+            return [], []
+        remaining = _working_us(hours, len(local))
+        table, i, j, t = self._hours_many(local, remaining)
+        years = self._assumed_many(table, i, j) if assumed else []
+        return self._datetimes(table, j, t), years
+
+    def _days_deadlines(self, starts, days, assumed: bool):
+        local = self._local_many(starts, "start")
+        if not len(local):
+            return [], []
+        table, i, j = self._days_many(local, _whole_days(days, len(local)))
+        close = np.full(len(j), self._close, dtype=np.int64)
+        years = self._assumed_many(table, i + 1, j) if assumed else []
+        return self._datetimes(table, j, close), years
+
 
 # --- deadlines -------------------------------------------------------------------------------
 
@@ -569,3 +736,141 @@ def three_times_overdue_at(
     if allowed <= 0:
         return start
     return calendar.add_working_hours(start, 3 * allowed / _US_PER_HOUR)
+
+
+# --- many at once ----------------------------------------------------------------------------
+
+
+def _per_row(values, n: int, name: str) -> list:
+    """``values`` as a list of ``n`` (one value given for every row is repeated)."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        return [values] * n
+    values = list(values)
+    if len(values) != n:
+        raise ValueError(f"{len(values)} {name} for {n} starts")
+    return values
+
+
+def _working_us(hours, n: int) -> np.ndarray:
+    """Working hours (one or one per row) as whole microseconds, checked as ``_add_hours``
+    checks them."""
+    values = _per_row(hours, n, "amounts")
+    try:
+        floats = np.fromiter(map(float, values), dtype=float, count=n)
+    except (TypeError, ValueError):
+        for value in values:
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"working hours must be a number, got {value!r}") from None
+        raise
+    bad = ~(floats >= 0) | (floats == float("inf"))
+    if bad.any():
+        value = float(floats[np.flatnonzero(bad)[0]])
+        raise ValueError(f"working hours must be a finite number >= 0, got {value!r}")
+    if (floats > _MAX_HOURS).any():
+        raise ValueError("the deadline would fall after the year 9999")
+    return np.rint(floats * _US_PER_HOUR).astype(np.int64)
+
+
+def _whole_days(days, n: int) -> np.ndarray:
+    """Working days (one or one per row), checked as ``_add_days`` checks them."""
+    checked = []
+    for value in _per_row(days, n, "amounts"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise ValueError(f"working days must be a whole number, got {value!r}")
+        if value < 1:
+            raise ValueError(f"working days must be >= 1, got {value}")
+        if value > _MAX_DAYS:
+            raise ValueError("the deadline would fall after the year 9999")
+        checked.append(value)
+    return np.array(checked, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """The deadlines of a batch (``compute_deadlines``): row ``k`` is ``Deadline(due[k],
+    list(assumed_weekdays[k]))``, each years tuple sorted (``()`` when fully covered)."""
+
+    due: list[dt.datetime]
+    assumed_weekdays: list[tuple[int, ...]]
+
+    def __len__(self) -> int:
+        return len(self.due)
+
+    def __getitem__(self, k: int) -> Deadline:
+        return Deadline(due=self.due[k], assumed_weekdays=list(self.assumed_weekdays[k]))
+
+    def warnings(self) -> list[str]:
+        """``Deadline.warning()`` of every row ("" when fully covered)."""
+        texts: dict[tuple[int, ...], str] = {(): ""}
+        out = []
+        for due, years in zip(self.due, self.assumed_weekdays, strict=True):
+            text = texts.get(years)
+            if text is None:
+                text = texts[years] = Deadline(due, list(years)).warning()
+            out.append(text)
+        return out
+
+
+def compute_deadlines(
+    calendar: WorkingCalendar, starts: Sequence[dt.datetime], amounts, units
+) -> Deadlines:
+    """``compute_deadline`` of every start, in one go. ``amounts`` and ``units`` are one value
+    for every start or one per start. Bad input raises the errors ``compute_deadline`` raises."""
+    starts = list(starts)
+    n = len(starts)
+    amounts = _per_row(amounts, n, "amounts")
+    units = _per_row(units, n, "units")
+    for unit in set(units):
+        _check_unit(unit)
+    due: list = [None] * n
+    assumed: list = [()] * n
+    for unit, deadlines in (
+        ("hours", calendar._hours_deadlines),
+        ("days", calendar._days_deadlines),
+    ):
+        rows = [k for k, u in enumerate(units) if u == unit]
+        if len(rows) == n:
+            return Deadlines(*deadlines(starts, amounts, True))
+        if rows:
+            moments, years = deadlines([starts[k] for k in rows], [amounts[k] for k in rows], True)
+            for k, moment, row_years in zip(rows, moments, years, strict=True):
+                due[k], assumed[k] = moment, row_years
+    return Deadlines(due=due, assumed_weekdays=assumed)
+
+
+def three_times_overdue_at_many(
+    starts: Sequence[dt.datetime],
+    deadlines: Sequence[dt.datetime] | Deadlines,
+    calendar: WorkingCalendar,
+) -> list[dt.datetime]:
+    """``three_times_overdue_at`` of every (start, deadline) pair, in one go."""
+    starts = list(starts)
+    deadlines = list(deadlines.due if isinstance(deadlines, Deadlines) else deadlines)
+    if len(deadlines) != len(starts):
+        raise ValueError(f"{len(deadlines)} deadlines for {len(starts)} starts")
+    if not starts:
+        return []
+    local = calendar._local_many(starts, "start")
+    start_days, start_times = calendar._days_and_times(local)
+    due_days, due_times = calendar._days_and_times(calendar._local_many(deadlines, "deadline"))
+    table = calendar._table_many(np.concatenate([start_days, due_days]))
+    allowed = calendar._coordinates(table, due_days - table.lo, due_times) - calendar._coordinates(
+        table, start_days - table.lo, start_times
+    )
+    result = list(starts)  # no working time allowed: the start itself
+    rows = np.flatnonzero(allowed > 0)
+    if len(rows):
+        three = 3 * allowed[rows]
+        if int(three.max()) < 2**53:  # exact as a float, so the quotient rounds as int / int
+            remaining = np.rint(three.astype(float) / _US_PER_HOUR * _US_PER_HOUR)
+        else:
+            remaining = [round(x / _US_PER_HOUR * _US_PER_HOUR) for x in three.tolist()]
+        table, _, j, t = calendar._hours_many(local[rows], np.asarray(remaining, dtype=np.int64))
+        for k, moment in zip(rows.tolist(), calendar._datetimes(table, j, t), strict=True):
+            result[k] = moment
+    return result

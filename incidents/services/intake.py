@@ -67,12 +67,18 @@ def deadline_for(
     calendar: WorkingCalendar | None = None,
 ):
     calendar = calendar or WorkingCalendar.from_settings()
+    amount, unit = deadline_amount(category, urgent, calendar)
+    return compute_deadline(calendar, start, amount, unit)
+
+
+def deadline_amount(category: Category, urgent: bool, calendar: WorkingCalendar):
+    """The category's working time allowed, as (amount, "hours" or "days")."""
     amount = float(category.deadline_urgent if urgent else category.deadline_normal)
     unit = category.deadline_unit
     if unit == "days" and not amount.is_integer():
         # Half a working day (e.g. urgent 暴露垃圾) is that share of a working day's hours.
-        return compute_deadline(calendar, start, amount * calendar.hours_per_day, "hours")
-    return compute_deadline(calendar, start, amount, unit)
+        return amount * calendar.hours_per_day, "hours"
+    return amount, unit
 
 
 def deadline_fields(deadline, start: datetime.datetime, calendar: WorkingCalendar) -> dict:

@@ -2,14 +2,17 @@
 
 import datetime
 import json
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from gis.crs import wgs84_to_gcj02
-from incidents.models import Category, Incident, TimelineEntry
-from incidents.services.intake import deadline_for
+from incidents import importing
+from incidents.models import Category, Incident, Source, TimelineEntry
+from incidents.services.intake import Report, deadline_for, report_incident
 from incidents.workflow import State
 
 pytestmark = pytest.mark.django_db
@@ -172,18 +175,17 @@ def test_killed_run_then_rerun_gives_every_good_row_exactly_once(
     path = write(tmp_path, "kill.csv", "".join(lines))
     # Killed inside the second chunk's transaction, after its incidents were inserted and
     # before their timeline entries: the chunk must roll back as a whole.
-    manager = TimelineEntry.objects
-    real = manager.bulk_create
+    real = importing._Writer.write_entries
     calls = []
 
-    def dies_in_second_chunk(entries, **kwargs):
-        calls.append(len(entries))
+    def dies_in_second_chunk(writer, cursor, n, columns):
+        calls.append(n)
         if len(calls) == 2:
             assert Incident.objects.filter(external_id="k5").exists()
             raise KeyboardInterrupt
-        return real(entries, **kwargs)
+        return real(writer, cursor, n, columns)
 
-    monkeypatch.setattr(manager, "bulk_create", dies_in_second_chunk)
+    monkeypatch.setattr(importing._Writer, "write_entries", dies_in_second_chunk)
     with pytest.raises(KeyboardInterrupt):
         run(path, *ID_ARGS, "--chunk-size", "4")
     assert sorted(Incident.objects.values_list("external_id", flat=True)) == [
@@ -230,3 +232,78 @@ def test_geojson_points(tmp_path, small_territory, manhole):
     assert report["summary"]["imported"] == 1
     assert [(r["row"], r["reason"]) for r in report["rejected"]] == [(2, "bad_coordinates")]
     assert Incident.objects.get(external_id="j1").unit == small_territory["micro21"]
+
+
+SAME_AS_INTAKE = [
+    ("s1", 104.005, 30.607, "wgs84"),  # deep in micro11
+    ("s2", 104.01003, 30.607, "wgs84"),  # near the grid edge: candidates
+    ("s3", 110.0, 35.0, "wgs84"),  # outside the territory: unassigned
+    ("s4", *wgs84_to_gcj02(104.015, 30.602), "gcj02"),  # converted, in micro22
+]
+NOT_COMPARED = {"id", "external_id", "created_at"}
+
+
+def stored_row(incident) -> dict:
+    """The incident's row as the database holds it (every column but the identity ones)."""
+    columns = [f.column for f in Incident._meta.concrete_fields if f.attname not in NOT_COMPARED]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(columns)} FROM {Incident._meta.db_table} WHERE id = %s",
+            [incident.pk],
+        )
+        return dict(zip(columns, cursor.fetchone(), strict=True))
+
+
+def import_and_intake(tmp_path, manhole, external_id, lon, lat, crs):
+    """The same report imported from a file and taken in by intake, both read back."""
+    reported_at = datetime.datetime(2025, 6, 9, 9, 0, tzinfo=SH)
+    line = f"{external_id},{lon!r},{lat!r},C0101,{reported_at.isoformat()}\n"
+    run(write(tmp_path, "same.csv", HEADER + line), "--crs", crs, *ID_ARGS)
+    imported = Incident.objects.get(external_id=external_id)
+    reported = report_incident(
+        Report(lon, lat, manhole, Source.IMPORT, crs=crs, reported_at=reported_at)
+    )
+    reported.refresh_from_db()
+    return imported, reported
+
+
+@pytest.mark.parametrize(("external_id", "lon", "lat", "crs"), SAME_AS_INTAKE)
+def test_imported_incident_equals_the_one_intake_makes(
+    tmp_path, small_territory, manhole, external_id, lon, lat, crs
+):
+    imported, reported = import_and_intake(tmp_path, manhole, external_id, lon, lat, crs)
+    for f in Incident._meta.concrete_fields:
+        if f.attname in NOT_COMPARED:
+            continue
+        ours, theirs = getattr(imported, f.attname), getattr(reported, f.attname)
+        if f.name == "location":
+            ours, theirs = (ours.x, ours.y, ours.srid), (theirs.x, theirs.y, theirs.srid)
+        assert ours == theirs, f.name
+    assert imported.unassigned == (external_id == "s3")
+    assert imported.near_boundary == (external_id == "s2")
+    assert bool(imported.boundary_candidates) == (external_id == "s2")
+    assert imported.deadline == datetime.datetime(2025, 6, 10, 9, 30, tzinfo=SH)
+    assert imported.deadline_note == reported.deadline_note
+    # as stored: the same column values, text of JSON and times included
+    assert stored_row(imported) == stored_row(reported)
+
+    (ours,) = imported.timeline.all()
+    (theirs,) = reported.timeline.all()
+    for f in TimelineEntry._meta.concrete_fields:
+        if f.attname not in ("id", "incident_id", "at"):
+            assert getattr(ours, f.attname) == getattr(theirs, f.attname), f.name
+    assert ours.data == {"unassigned": external_id == "s3", "near_boundary": external_id == "s2"}
+
+
+def test_imported_candidates_carry_everything_intake_records(tmp_path, small_territory, manhole):
+    imported, reported = import_and_intake(tmp_path, manhole, *SAME_AS_INTAKE[1])
+    assert imported.boundary_candidates == reported.boundary_candidates
+
+
+def test_fractional_working_days_give_the_intake_deadline(tmp_path, small_territory, manhole):
+    manhole.deadline_unit = "days"
+    manhole.deadline_normal, manhole.deadline_urgent = Decimal("1.5"), Decimal("1")
+    manhole.save()
+    imported, reported = import_and_intake(tmp_path, manhole, *SAME_AS_INTAKE[0])
+    assert imported.deadline == reported.deadline
+    assert imported.overdue_3x_at == reported.overdue_3x_at

@@ -13,6 +13,7 @@ make-up workday.)
 """
 
 import datetime as dt
+import random
 from datetime import date, time
 from zoneinfo import ZoneInfo
 
@@ -21,13 +22,17 @@ from django.core.exceptions import ImproperlyConfigured
 
 from incidents.working_time import (
     Deadline,
+    Deadlines,
     WorkingCalendar,
     compute_deadline,
+    compute_deadlines,
     extend,
     is_3x_overdue,
     overdue,
     overdue_factor,
     parse_working_hours,
+    three_times_overdue_at,
+    three_times_overdue_at_many,
 )
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -440,3 +445,255 @@ def test_overrides_are_read_only_after_construction():
     assert cal.is_workday(date(2027, 1, 4))
     with pytest.raises(TypeError):
         cal.overrides[date(2027, 1, 5)] = False
+
+
+# --- many at once: the same as one at a time, row by row --------------------------------------
+
+BERLIN = ZoneInfo("Europe/Berlin")
+PLUS8 = dt.timezone(dt.timedelta(hours=8))
+
+
+def assert_batch_is_scalar(starts, amounts, units, batch_cal, scalar_cal=None):
+    """compute_deadlines and three_times_overdue_at_many on ``batch_cal`` give for every row
+    exactly what compute_deadline and three_times_overdue_at give on a separate calendar with
+    the same settings (so the day tables differ in extent): the same instant, the same wall
+    clock time and zone, the same assumed years and warning."""
+    scalar_cal = scalar_cal or WorkingCalendar(
+        hours=batch_cal.hours,
+        tz=batch_cal.tz,
+        overrides=batch_cal.overrides,
+        complete_years=batch_cal.complete_years,
+    )
+    n = len(starts)
+    amounts = amounts if isinstance(amounts, list) else [amounts] * n
+    units = units if isinstance(units, list) else [units] * n
+    batch = compute_deadlines(batch_cal, starts, amounts, units)
+    three = three_times_overdue_at_many(starts, batch, batch_cal)
+    warnings = batch.warnings()
+    assert len(batch) == len(three) == len(warnings) == n
+    for k, (start, amount, unit) in enumerate(zip(starts, amounts, units, strict=True)):
+        expected = compute_deadline(scalar_cal, start, amount, unit)
+        expected_3x = three_times_overdue_at(start, expected.due, scalar_cal)
+        row = (start, amount, unit)
+        assert batch[k] == expected, row
+        assert batch.due[k].tzinfo is expected.due.tzinfo, row
+        assert batch.due[k].replace(tzinfo=None) == expected.due.replace(tzinfo=None), row
+        assert batch.due[k].fold == expected.due.fold, row
+        assert warnings[k] == expected.warning(), row
+        assert three[k] == expected_3x, row
+        assert three[k].tzinfo is expected_3x.tzinfo, row
+        assert three[k].replace(tzinfo=None) == expected_3x.replace(tzinfo=None), row
+    return batch, three
+
+
+def random_starts(rng, n, first_year=2004, last_year=2030):
+    """Random moments, a third of them on the hour or half hour (period bounds, midnight),
+    some with microseconds, in Shanghai time, UTC, a fixed +08:00 and Berlin time."""
+    lo = dt.datetime(first_year, 1, 1, tzinfo=SH)
+    span = (dt.datetime(last_year + 1, 1, 1, tzinfo=SH) - lo) // dt.timedelta(microseconds=1)
+    starts = []
+    for _ in range(n):
+        start = lo + dt.timedelta(microseconds=rng.randrange(span))
+        kind = rng.random()
+        if kind < 0.35:
+            start = start.replace(
+                hour=rng.choice([0, 8, 12, 13, 17, 23]),
+                minute=rng.choice([0, 30]),
+                second=0,
+                microsecond=0,
+            )
+        elif kind < 0.6:
+            start = start.replace(microsecond=0)
+        starts.append(start.astimezone(rng.choice([SH, SH, UTC, PLUS8, BERLIN])))
+    return starts
+
+
+def random_hours(rng):
+    return rng.choice(
+        [0, 0.5, 1, 1 / 3, 2.75, 3.5, 4, 7.5, 8, 15, 24, 37.5, 100, 0.01, 2000, 20_000]
+        + [round(rng.uniform(0, 60), 2), rng.uniform(0, 30)]
+    )
+
+
+def random_days(rng):
+    return rng.choice([1, 2, 3, 5, 7, 10, 15, 20, 30, 60, 250, 1000, 3.0])
+
+
+def test_batch_equals_scalar_on_random_hours_2004_to_2030():
+    rng = random.Random(20261126)
+    starts = random_starts(rng, 2500)
+    assert_batch_is_scalar(starts, [random_hours(rng) for _ in starts], "hours", WorkingCalendar())
+
+
+def test_batch_equals_scalar_on_random_days_2004_to_2030():
+    rng = random.Random(20261127)
+    starts = random_starts(rng, 2500)
+    assert_batch_is_scalar(starts, [random_days(rng) for _ in starts], "days", WorkingCalendar())
+
+
+def test_batch_equals_scalar_with_mixed_units_per_row():
+    rng = random.Random(20261128)
+    starts = random_starts(rng, 1500)
+    units = [rng.choice(["hours", "days"]) for _ in starts]
+    amounts = [random_hours(rng) if u == "hours" else random_days(rng) for u in units]
+    batch, _ = assert_batch_is_scalar(starts, amounts, units, WorkingCalendar())
+    assert any(batch.assumed_weekdays) and not all(batch.assumed_weekdays)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: WorkingCalendar(hours="09:00-17:00"),
+        lambda: WorkingCalendar(hours="00:00-01:00,08:00-12:00,12:30-13:00,14:00-23:59"),
+        lambda: WorkingCalendar(
+            overrides={
+                date(2027, 1, 1): False,
+                date(2026, 10, 9): False,
+                date(2026, 10, 11): True,
+                date(2030, 2, 2): True,
+            },
+            complete_years=[2028],
+        ),
+        lambda: WorkingCalendar(tz=BERLIN),
+    ],
+    ids=["one period", "four periods", "overrides", "berlin"],
+)
+def test_batch_equals_scalar_on_other_calendars(make):
+    rng = random.Random(20261129)
+    starts = random_starts(rng, 600, 2025, 2030)
+    units = [rng.choice(["hours", "days"]) for _ in starts]
+    amounts = [random_hours(rng) if u == "hours" else random_days(rng) for u in units]
+    assert_batch_is_scalar(starts, amounts, units, make())
+
+
+BOUNDS = [
+    (0, 0, 0),
+    (8, 0, 0),
+    (8, 29, 59),
+    (8, 30, 0),
+    (10, 0, 0),
+    (11, 59, 59),
+    (12, 0, 0),
+    (12, 30, 0),
+    (13, 29, 59),
+    (13, 30, 0),
+    (17, 29, 59),
+    (17, 30, 0),
+    (20, 0, 0),
+    (23, 59, 59),
+]
+EDGE_DAYS = [
+    date(2026, 11, 27),  # Friday
+    date(2026, 11, 28),  # Saturday
+    date(2026, 10, 1),  # National Day
+    date(2026, 10, 10),  # make-up Saturday
+    date(2026, 12, 31),  # last covered working day: counting runs into assumed 2027
+    date(2027, 1, 1),  # Friday, assumed a working day
+    date(2027, 1, 2),  # Saturday, assumed
+    date(2003, 12, 31),  # before the package's years: assumed
+    date(2004, 1, 1),  # New Year, the package's first day
+]
+EDGE_HOURS = [0, 0.5, 1, 1 / 3, 3.5, 4, 7.5, 11, 15, 37.5, 1000.25, 30_000]
+
+
+@pytest.mark.parametrize("day", EDGE_DAYS, ids=str)
+def test_batch_equals_scalar_at_period_bounds_holidays_and_year_ends(day):
+    starts = [
+        dt.datetime(day.year, day.month, day.day, h, m, s, tzinfo=SH) for h, m, s in BOUNDS
+    ] + [dt.datetime(day.year, day.month, day.day, 23, 59, 59, 999_999, tzinfo=SH)]
+    starts += [s.astimezone(UTC) for s in starts]
+    rows = [(s, a, "hours") for s in starts for a in EDGE_HOURS]
+    rows += [(s, a, "days") for s in starts for a in (1, 2, 5, 300)]
+    starts, amounts, units = (list(column) for column in zip(*rows, strict=True))
+    assert_batch_is_scalar(starts, amounts, units, WorkingCalendar())
+
+
+def test_batch_reports_assumed_years_like_the_scalar_across_years():
+    cal = WorkingCalendar()
+    starts = [at(2026, 12, 31, 16), at(2026, 12, 31, 16), at(2027, 3, 1, 9), at(2026, 3, 2, 9)]
+    batch, _ = assert_batch_is_scalar(starts, [1, 4000, 1, 2], "days", cal)
+    # 4000 working days from the end of 2026 reach into 2042, every year of them assumed.
+    assert batch.assumed_weekdays == [(2027,), tuple(range(2027, 2043)), (2027,), ()]
+    warnings = batch.warnings()
+    assert warnings[0] == batch[0].warning() != ""
+    assert "2027" in warnings[0] and warnings[3] == ""
+    assert isinstance(batch[0], Deadline) and batch[0].assumed_weekdays == [2027]
+
+
+def test_three_times_overdue_at_many_for_any_deadlines():
+    cal = WorkingCalendar()
+    friday, saturday = at(2026, 11, 27, 16), at(2026, 11, 28, 9)
+    pairs = [
+        (friday, friday),  # no working time allowed: the start itself
+        (saturday, at(2026, 11, 29, 20)),  # Saturday → Sunday: none either
+        (friday, at(2026, 11, 26, 9)),  # a deadline before the start: none
+        (friday, at(2026, 11, 28, 10)),  # 1.5 h on Friday
+        (friday, at(2026, 11, 30, 9)),  # 1.5 h Friday + 0.5 h Monday = 2 h
+        (saturday, at(2027, 6, 1, 12)),
+    ]
+    starts, deadlines = ([p[0] for p in pairs], [p[1] for p in pairs])
+    got = three_times_overdue_at_many(starts, deadlines, cal)
+    assert got == [three_times_overdue_at(s, d, cal) for s, d in pairs]
+    assert got[0] is friday and got[1] is saturday and got[2] is friday
+    assert got[3] == at(2026, 11, 30, 11, 30)  # 4.5 h: 1.5 h Friday, 3 h Monday
+    assert got[4] == at(2026, 11, 30, 14, 30)  # 6 h: 1.5 h Fri, 3.5 h Mon morning, 1 h
+    utc_start = friday.astimezone(UTC)
+    assert three_times_overdue_at_many([utc_start], [friday], cal)[0] is utc_start
+
+
+def test_calendar_batch_methods_and_one_amount_for_every_start(cal):
+    starts = [at(2026, 11, 27, 16), at(2026, 11, 28, 9), at(2026, 11, 30, 8)]
+    assert cal.add_working_hours_many(starts, 2) == [cal.add_working_hours(s, 2) for s in starts]
+    assert cal.add_working_days_many(starts, [1, 2, 3]) == [
+        cal.add_working_days(s, d) for s, d in zip(starts, [1, 2, 3], strict=True)
+    ]
+    assert cal.add_working_days_many(starts, 1) == [
+        at(2026, 11, 30, 17, 30),
+        at(2026, 11, 30, 17, 30),
+        at(2026, 12, 1, 17, 30),
+    ]
+
+
+def test_empty_batches(cal):
+    batch = compute_deadlines(cal, [], [], "hours")
+    assert isinstance(batch, Deadlines) and len(batch) == 0 and batch.warnings() == []
+    assert compute_deadlines(cal, [], 5, "days").due == []
+    assert three_times_overdue_at_many([], [], cal) == []
+
+
+@pytest.mark.parametrize(
+    ("starts", "amounts", "unit", "error", "message"),
+    [
+        ([at(2026, 11, 24, 9), dt.datetime(2026, 11, 24, 9)], [1, 1], "hours", ValueError, "naive"),
+        (["2026-11-24"], [1], "hours", TypeError, "must be a datetime"),
+        ([at(2026, 11, 24, 9)], [-1], "hours", ValueError, "finite number >= 0, got -1.0"),
+        ([at(2026, 11, 24, 9)], [float("nan")], "hours", ValueError, "finite number >= 0"),
+        ([at(2026, 11, 24, 9)], [float("inf")], "hours", ValueError, "finite number >= 0"),
+        ([at(2026, 11, 24, 9)], ["x"], "hours", ValueError, "must be a number, got 'x'"),
+        ([at(2026, 11, 24, 9)], [None], "hours", ValueError, "must be a number, got None"),
+        ([at(2026, 11, 24, 9)], [1.5], "days", ValueError, "whole number, got 1.5"),
+        ([at(2026, 11, 24, 9)], [True], "days", ValueError, "whole number, got True"),
+        ([at(2026, 11, 24, 9)], [0], "days", ValueError, "must be >= 1, got 0"),
+        ([at(2026, 11, 24, 9)], [1], "weeks", ValueError, "unit must be one of"),
+        ([at(2026, 11, 24, 9)], [10**9], "days", ValueError, "after the year 9999"),
+        ([at(2026, 11, 24, 9)], [1e12], "hours", ValueError, "after the year 9999"),
+    ],
+)
+def test_batch_refuses_what_the_scalar_refuses(cal, starts, amounts, unit, error, message):
+    with pytest.raises(error, match=message):
+        compute_deadlines(cal, starts, amounts, unit)
+    with pytest.raises(error, match=message):
+        for start, amount in zip(starts, amounts * len(starts), strict=False):
+            compute_deadline(cal, start, amount, unit)
+
+
+def test_batch_refuses_mismatched_lengths_and_naive_deadlines(cal):
+    start, other = at(2026, 11, 24, 9), at(2026, 11, 25)
+    with pytest.raises(ValueError, match="2 amounts for 1 starts"):
+        compute_deadlines(cal, [start], [1, 2], "days")
+    with pytest.raises(ValueError, match="2 units for 1 starts"):
+        compute_deadlines(cal, [start], 1, ["days", "hours"])
+    with pytest.raises(ValueError, match="2 deadlines for 1 starts"):
+        three_times_overdue_at_many([start], [other, other], cal)
+    with pytest.raises(ValueError, match="deadline must be timezone-aware"):
+        three_times_overdue_at_many([start], [dt.datetime(2026, 11, 25)], cal)
