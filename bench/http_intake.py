@@ -2,7 +2,7 @@
 app served by gunicorn, then a check that every accepted request is stored exactly once.
 
     .venv/bin/python bench/http_intake.py [--db spatialite,postgis] [--duration 30]
-        [--connections 16] [--workers 4]
+        [--connections 12] [--workers CPUS]
 
 For each database: a benchmark database with the demo district (var/bench-http.sqlite3; the
 PostGIS database weige_bench_http on the local server started by .ci/postgis.sh) is loaded
@@ -247,8 +247,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default="spatialite,postgis")
     parser.add_argument("--duration", type=int, default=30, help="seconds of load")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--connections", type=int, default=12)
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 2, help="gunicorn worker processes"
+    )
     parser.add_argument("--internal", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.internal:
