@@ -12,6 +12,7 @@ def navigation(request) -> dict:
         return {}
     roles = roles_of(user)
     return {
-        "nav_may_report": user.is_superuser or bool(roles & REPORTERS),
+        # as the report page decides: reporting is a workflow role, not a superuser power
+        "nav_may_report": bool(roles & REPORTERS),
         "nav_may_police": sees_everything(user) or bool(roles & POLICE_PAGE_ROLES),
     }

@@ -85,16 +85,40 @@ def _bool(params, name: str) -> bool | None:
     raise ValueError(_("%(name)s=%(raw)r must be 1 or 0") % {"name": name, "raw": raw})
 
 
-def _date(params, name: str) -> datetime.date | None:
+# Dates the filters accept: wide enough for any record, narrow enough that a day before or
+# after, or midnight in UTC, is still a date.
+FIRST_DAY, LAST_DAY = datetime.date(1900, 1, 1), datetime.date(2999, 12, 31)
+
+
+def parse_date(params, name: str) -> datetime.date | None:
+    """The date in parameter `name` (YYYY-MM-DD), None when empty; ValueError naming it."""
     raw = params.get(name)
     if raw in (None, ""):
         return None
     try:
-        return datetime.date.fromisoformat(raw)
+        day = datetime.date.fromisoformat(raw)
     except ValueError:
         raise ValueError(
             _("%(name)s=%(raw)r is not a date in the form YYYY-MM-DD") % {"name": name, "raw": raw}
         ) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(
+            _("%(name)s=%(raw)s is outside %(first)s … %(last)s")
+            % {"name": name, "raw": raw, "first": FIRST_DAY, "last": LAST_DAY}
+        )
+    return day
+
+
+_date = parse_date
+
+
+def reject_nul(params) -> None:
+    """Refuse parameters with NUL characters (no database takes them in text)."""
+    items = params.lists() if hasattr(params, "lists") else params.items()
+    for name, values in items:
+        for value in values if isinstance(values, list | tuple) else [values]:
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(_("%(name)s contains a NUL character") % {"name": name})
 
 
 def _start_of(day: datetime.date) -> datetime.datetime:
@@ -112,6 +136,7 @@ def _getlist(params, name: str) -> list[str]:
 
 def filter_incidents(queryset: QuerySet, params) -> QuerySet:
     """Apply the list filters in `params` (a QueryDict or a dict); see the module docstring."""
+    reject_nul(params)
     qs = queryset
     code = params.get("unit")
     if code:

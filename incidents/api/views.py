@@ -27,9 +27,15 @@ from incidents.api.serializers import (
     ZoneKeepingDateTimeField,
 )
 from incidents.models import Category, Incident, Source
-from incidents.selectors import SORTS, filter_incidents, incidents_for
+from incidents.selectors import (
+    FIRST_DAY,
+    LAST_DAY,
+    SORTS,
+    filter_incidents,
+    incidents_for,
+)
 from incidents.services.actions import perform
-from incidents.services.duplicates import suggest_duplicates, visible_suggestions
+from incidents.services.duplicates import suggest_duplicates
 from incidents.services.intake import IntakeError, Report, report_incident
 from incidents.services.transitions import roles_of
 from incidents.workflow import State, TransitionRefused
@@ -276,9 +282,17 @@ class DuplicateSuggestionsView(generics.GenericAPIView):
         reported_at = data["reported_at"] or timezone.now()
         if timezone.is_naive(reported_at):
             return error(_("reported_at: must carry a time zone"))
+        if not FIRST_DAY <= reported_at.date() <= LAST_DAY:
+            return error(
+                _("reported_at: outside %(first)s … %(last)s")
+                % {"first": FIRST_DAY, "last": LAST_DAY}
+            )
         lon, lat = crs_tools.to_wgs84(data["lon"], data["lat"], data["crs"])
-        found = suggest_duplicates(
-            lon=float(lon), lat=float(lat), category=category, reported_at=reported_at
+        suggestions = suggest_duplicates(
+            lon=float(lon),
+            lat=float(lat),
+            category=category,
+            reported_at=reported_at,
+            user=request.user,
         )
-        suggestions = visible_suggestions(found, request.user)
         return Response(self.get_serializer(suggestions, many=True).data)

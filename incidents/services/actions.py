@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from incidents.models import Incident
 from incidents.selectors import incidents_for
 from incidents.services.dispatch import dispatch
-from incidents.services.duplicates import mark_duplicate
+from incidents.services.duplicates import _root, mark_duplicate
 from incidents.services.extensions import approve_extension, request_extension
 from incidents.services.transitions import transition
 from incidents.workflow import TransitionRefused
@@ -50,5 +50,11 @@ def perform(
             target = incidents_for(user).get(pk=int(original))
         except (Incident.DoesNotExist, TypeError, ValueError):
             raise TransitionRefused(_("there is no incident #%(id)s") % {"id": original}) from None
+        root = _root(target)
+        if root.pk != target.pk and not incidents_for(user).filter(pk=root.pk).exists():
+            raise TransitionRefused(
+                _("incident #%(id)s is a duplicate of an incident outside your units")
+                % {"id": target.pk}
+            )
         return mark_duplicate(incident, target, user, note=note)
     return transition(incident, action, user, note=note, photo=photo)

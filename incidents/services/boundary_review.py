@@ -82,7 +82,8 @@ def can_assign(user) -> bool:
 
 
 def candidate_options(incident: Incident) -> list[Option]:
-    """The candidate micro-grids recorded by geotagging (the current one left out)."""
+    """The candidate micro-grids recorded by geotagging (the current one and units retired
+    since left out)."""
     listed = [
         c
         for c in incident.boundary_candidates or []
@@ -92,7 +93,8 @@ def candidate_options(incident: Incident) -> list[Option]:
     options, seen = [], set()
     for c in sorted(listed, key=lambda c: c.get("distance_m") or 0.0):
         unit = units.get(c["id"])
-        if unit is not None and unit.pk not in seen:
+        retired = unit is not None and unit.retired_on and unit.retired_on <= timezone.localdate()
+        if unit is not None and not retired and unit.pk not in seen:
             seen.add(unit.pk)
             options.append(
                 Option(unit, float(c.get("distance_m") or 0.0), c.get("boundary_version_id"))

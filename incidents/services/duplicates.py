@@ -68,8 +68,10 @@ def suggest_duplicates(
     reported_at: datetime.datetime,
     exclude_id: int | None = None,
     limit: int = 10,
+    user=None,
 ) -> list[Suggestion]:
-    """Open incidents of `category` near (lon, lat) WGS84 around `reported_at`, nearest first."""
+    """Open incidents of `category` near (lon, lat) WGS84 around `reported_at`, nearest first;
+    with `user`, only those the user may see (before the limit is applied)."""
     radius = float(category.duplicate_radius_m)
     window = datetime.timedelta(days=settings.WEIGE_DUPLICATE_WINDOW_DAYS)
     box = bounding_box(lon, lat, radius)
@@ -86,6 +88,10 @@ def suggest_duplicates(
     )
     if exclude_id is not None:
         candidates = candidates.exclude(pk=exclude_id)
+    if user is not None:
+        from incidents.selectors import incidents_for
+
+        candidates = candidates.filter(pk__in=incidents_for(user).values("pk"))
     found = []
     for incident in candidates:
         dist = distance_m(lon, lat, incident.location.x, incident.location.y)
@@ -95,7 +101,7 @@ def suggest_duplicates(
     return found[:limit]
 
 
-def suggest_for(incident: Incident, limit: int = 10) -> list[Suggestion]:
+def suggest_for(incident: Incident, limit: int = 10, user=None) -> list[Suggestion]:
     """Possible duplicates of an existing incident (itself excluded)."""
     return suggest_duplicates(
         lon=incident.location.x,
@@ -104,6 +110,7 @@ def suggest_for(incident: Incident, limit: int = 10) -> list[Suggestion]:
         reported_at=incident.reported_at,
         exclude_id=incident.pk,
         limit=limit,
+        user=user,
     )
 
 
@@ -157,12 +164,3 @@ def mark_duplicate(incident: Incident, original: Incident, user, note: str = "")
     )
     moved.refresh_from_db()
     return moved
-
-
-def visible_suggestions(suggestions: list[Suggestion], user) -> list[Suggestion]:
-    """The suggestions whose incident `user` may see (suggest_duplicates is not scoped)."""
-    from incidents.selectors import incidents_for
-
-    ids = [s.incident.pk for s in suggestions]
-    visible = set(incidents_for(user).filter(pk__in=ids).values_list("pk", flat=True))
-    return [s for s in suggestions if s.incident.pk in visible]

@@ -24,6 +24,9 @@ from incidents.working_time import (
     three_times_overdue_at,
 )
 
+# About a working year: longer is a different decision (defer or park the incident).
+MAX_EXTENSION = {"days": 250, "hours": 2000}
+
 
 def _amount(amount, unit) -> tuple[Decimal, str]:
     """The amount and unit checked: a positive number of hours, a whole number of days."""
@@ -41,6 +44,15 @@ def _amount(amount, unit) -> tuple[Decimal, str]:
     if not value.is_finite() or value <= 0:
         raise TransitionRefused(
             _("the extension amount must be more than 0, not %(amount)s") % {"amount": amount}
+        )
+    if value > MAX_EXTENSION[unit]:
+        raise TransitionRefused(
+            _("an extension can be at most %(most)s %(unit)s, not %(amount)s")
+            % {
+                "most": MAX_EXTENSION[unit],
+                "unit": _("working days") if unit == "days" else _("working hours"),
+                "amount": amount,
+            }
         )
     if unit == "days" and value != value.to_integral_value():
         raise TransitionRefused(
@@ -76,10 +88,12 @@ def approve_extension(
     incident: Incident, user, *, amount=None, unit: str | None = None, note: str = ""
 ) -> Incident:
     """Approve the pending request, moving the deadline by the amount asked for (or by
-    `amount` `unit` when given)."""
-    if amount in (None, ""):
+    `amount` `unit` when given; a missing one of the two is taken from the request)."""
+    if amount in (None, "") or not unit:
         asked = requested(incident) or {}
-        amount, unit = asked.get("amount"), unit or asked.get("unit")
+        if amount in (None, ""):
+            amount = asked.get("amount")
+        unit = unit or asked.get("unit")
         if amount is None:
             raise TransitionRefused(
                 _("incident #%(id)s has no extension request to approve; give an amount")

@@ -81,10 +81,16 @@ def reassign_open_incidents(
         if new == old:
             if incident.boundary_version_id != tag.version:
                 incident.boundary_version_id = tag.version
-                incident.save(update_fields=["boundary_version"])
+                incident.near_boundary = tag.near_boundary
+                incident.boundary_candidates = tag.candidates
+                incident.save(
+                    update_fields=["boundary_version", "near_boundary", "boundary_candidates"]
+                )
             continue
         for name, value in tag.incident_fields().items():
             setattr(incident, name, value)
+        # A move is a change of the incident: forms opened before it are stale.
+        incident.lock_version += 1
         incident.save(
             update_fields=[
                 *(f"{level}" for level in LEVELS),
@@ -92,6 +98,7 @@ def reassign_open_incidents(
                 "unassigned",
                 "near_boundary",
                 "boundary_candidates",
+                "lock_version",
             ]
         )
         TimelineEntry.objects.create(

@@ -25,7 +25,7 @@ from incidents.models import Incident
 from incidents.selectors import incidents_for
 from incidents.services import boundary_review
 from incidents.services.actions import EXTRA_INPUTS, perform
-from incidents.services.duplicates import suggest_for, visible_suggestions
+from incidents.services.duplicates import suggest_for
 from incidents.services.photos import PhotoError, check_photo
 from incidents.services.transitions import roles_of
 from incidents.workflow import TRANSITIONS, State, Transition, TransitionRefused, transitions_from
@@ -81,6 +81,11 @@ class ActionForm(forms.Form):
             self.fields["amount"].required = False
             self.fields["unit"].required = False
             self.fields["amount"].help_text = gettext_lazy("empty: the time asked for")
+            # no unit chosen: the unit the extension was asked in
+            self.fields["unit"].choices = [
+                ("", gettext_lazy("as asked")),
+                *self.fields["unit"].choices,
+            ]
         if transition.needs_note:
             self.fields["note"].required = True
             self.fields["note"].label = gettext_lazy("reason")
@@ -185,9 +190,9 @@ def _page(request, incident: Incident, bound: ActionForm | None = None, status: 
         "incident": incident,
         "units": [(label, getattr(incident, level)) for level, label in UNIT_LEVELS],
         "map": render_fragment(fmap),
-        "photos": incident.photos.all(),
+        "photos": incident.photos.select_related("uploaded_by"),
         "timeline": _timeline(incident),
-        "duplicates": visible_suggestions(suggest_for(incident), user),
+        "duplicates": suggest_for(incident, user=user),
         "forms": _forms(incident, roles, bound),
         "candidates": boundary_review.candidate_options(incident) if review else [],
         "review": review,
@@ -227,8 +232,8 @@ def incident_detail(request, pk: int):
             note=data.get("note", ""),
             photo=photo,
             amount=data.get("amount"),
-            # no amount: an approval grants what was asked for, in the unit asked in
-            unit=(data.get("unit") or None) if data.get("amount") is not None else None,
+            # no amount or no unit: an approval takes them from the request
+            unit=data.get("unit") or None,
             original=data.get("original"),
         )
     except TransitionRefused as exc:
@@ -271,4 +276,10 @@ def incident_unit(request, pk: int):
             )
     except boundary_review.BoundaryReviewRefused as exc:
         messages.error(request, str(exc))
+    if not incidents_for(request.user).filter(pk=incident.pk).exists():
+        # Moved to a unit outside the user's scope: it is now someone else's.
+        messages.info(
+            request, _("incident #%(id)s is now outside your units") % {"id": incident.pk}
+        )
+        return redirect("incident-list")
     return redirect("incident-detail", pk=incident.pk)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -24,6 +24,7 @@ from grids.scoping import in_scope, scope_roots, sees_everything
 from incidents.bands import band, thresholds
 from incidents.exports import csv_response
 from incidents.kpis import Indicators, indicators_of_units
+from incidents.selectors import parse_date, reject_nul
 
 PRESETS = {
     "this_month": gettext_lazy("this month"),
@@ -152,16 +153,7 @@ def preset_period(preset: str, today: datetime.date) -> Period:
     )
 
 
-def _date(params, name: str) -> datetime.date | None:
-    raw = params.get(name)
-    if not raw:
-        return None
-    try:
-        return datetime.date.fromisoformat(raw)
-    except ValueError:
-        raise ValueError(
-            _("%(name)s=%(raw)r is not a date in the form YYYY-MM-DD") % {"name": name, "raw": raw}
-        ) from None
+_date = parse_date
 
 
 def period_from(params, today: datetime.date) -> Period:
@@ -216,6 +208,7 @@ def _cells(k: Indicators) -> list[dict]:
 
 def kpi_table(user, params, today: datetime.date | None = None) -> dict:
     """Everything the page and the export show; ValueError names a bad parameter."""
+    reject_nul(params)
     period = period_from(params, today or timezone.localdate())
     chosen, units = _rows_of(user, params.get("unit"), period)
     start, end = period.bounds()
@@ -303,12 +296,7 @@ def kpi_export(request):
     try:
         table = kpi_table(request.user, request.GET)
     except ValueError as problem:
-        return render(
-            request,
-            "incidents/kpis.html",
-            {"error": str(problem), "rows": [], "rates": RATES, "presets": PRESETS},
-            status=400,
-        )
+        return HttpResponseBadRequest(str(problem), content_type="text/plain; charset=utf-8")
     header = [
         _("unit code"),
         _("unit"),

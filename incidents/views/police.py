@@ -51,11 +51,18 @@ def most_urgent_first(queryset: QuerySet, now: datetime.datetime) -> QuerySet:
     ).order_by("urgency", "-reported_at", "-id")
 
 
+def window_start(now: datetime.datetime, days: int) -> datetime.datetime:
+    """Local midnight starting the last `days` days (today included)."""
+    first = timezone.localtime(now).date() - datetime.timedelta(days=days - 1)
+    return timezone.make_aware(datetime.datetime.combine(first, datetime.time.min))
+
+
 def counts_per_grid(queryset: QuerySet, now: datetime.datetime) -> list[dict]:
     """Per grid (one grouped query): incidents reported in the last 7 and 30 days, and the
     open, overdue and 3× overdue ones among all. Rows without a grid come last (code None)."""
-    week = now - datetime.timedelta(days=COUNT_WINDOWS_DAYS[0])
-    month = now - datetime.timedelta(days=COUNT_WINDOWS_DAYS[1])
+    # The last 7 days are today and the 6 days before it (local dates), as the page's
+    # "last 7 days" link filters; likewise 30.
+    week, month = (window_start(now, days) for days in COUNT_WINDOWS_DAYS)
     is_open = _open()
     recent = Q(reported_at__gte=month)
     rows = (

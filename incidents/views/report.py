@@ -30,7 +30,7 @@ from grids.roles import DISTRICT_ADMIN, GRID_CHIEF, GRID_MEMBER
 from grids.scoping import in_scope, scope_roots
 from incidents.models import Category, InputCRS, Source
 from incidents.selectors import incidents_for
-from incidents.services.duplicates import suggest_duplicates, visible_suggestions
+from incidents.services.duplicates import suggest_duplicates
 from incidents.services.intake import IntakeError, Report, report_incident
 from incidents.services.photos import PhotoError, attach_photo, check_photo
 from incidents.services.transitions import roles_of
@@ -185,9 +185,8 @@ def incident_report(request):
     data = form.cleaned_data
     lon, lat = form.wgs84()
     now = timezone.now()
-    suggestions = visible_suggestions(
-        suggest_duplicates(lon=lon, lat=lat, category=data["category"], reported_at=now),
-        request.user,
+    suggestions = suggest_duplicates(
+        lon=lon, lat=lat, category=data["category"], reported_at=now, user=request.user
     )
     if suggestions and not data["not_duplicate"]:
         return _page(request, form, suggestions)

@@ -33,7 +33,11 @@ def test_links_follow_the_role(client, django_user_model, seeded, group, report,
         assert client.get("/incidents/police").status_code == 403
 
 
-def test_a_superuser_sees_every_link(client, django_user_model, seeded):
+def test_a_superuser_without_a_reporting_role_is_not_offered_the_report_form(
+    client, django_user_model, seeded
+):
     admin = django_user_model.objects.create_superuser("root", password="pw-123456")
     nav = nav_of(client, admin)
-    assert 'href="/incidents/new"' in nav and 'href="/incidents/police"' in nav
+    assert 'href="/incidents/police"' in nav
+    assert 'href="/incidents/new"' not in nav
+    assert client.get("/incidents/new").status_code == 403

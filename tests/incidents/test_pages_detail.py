@@ -361,7 +361,9 @@ def test_an_empty_approval_grants_the_time_asked_for_in_its_unit(client, small_t
     post_action(client, incident, "request_extension", amount="3", unit="hours", note="等配件")
     incident.refresh_from_db()
     client.force_login(people["chief"])
-    # the browser sends the unit select's first option ("days") with an empty amount
-    post_action(client, incident, "approve_extension", amount="", unit="days")
+    page = client.get(f"/incidents/{incident.pk}/").content.decode()
+    assert '<option value="" selected>as asked</option>' in page
+    # the browser sends the unit select's first option ("as asked") with an empty amount
+    post_action(client, incident, "approve_extension", amount="", unit="")
     entry = TimelineEntry.objects.get(incident=incident, action="approve_extension")
     assert (entry.data["amount"], entry.data["unit"]) == ("3", "hours")
