@@ -1,9 +1,9 @@
-from django.conf import settings
-from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+# Uploaded files (incident photos) are not served from MEDIA_URL: incidents.views.photos
+# serves each photo to the users who may see its incident.
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
@@ -13,4 +13,4 @@ urlpatterns = [
     path("open311/v2/", include("incidents.open311.urls")),
     path("", include("incidents.urls")),
     path("", include("grids.urls")),
-] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+]

@@ -2,7 +2,7 @@
 
 from django.urls import path  # noqa: F401 (pages register below)
 
-from incidents.views import detail, kpi, lists, police, report, supervision
+from incidents.views import detail, kpi, lists, photos, police, report, supervision
 
 urlpatterns: list = [
     # list and supervision pages
@@ -14,6 +14,12 @@ urlpatterns: list = [
     path("incidents/new", report.incident_report, name="incident-report"),
     path("incidents/<int:pk>/", detail.incident_detail, name="incident-detail"),
     path("incidents/<int:pk>/unit", detail.incident_unit, name="incident-unit"),
+    path("incidents/<int:pk>/photos/<int:photo_id>", photos.incident_photo, name="incident-photo"),
+    path(
+        "incidents/<int:pk>/timeline/<int:entry_id>/photo",
+        photos.timeline_photo,
+        name="timeline-photo",
+    ),
     # police and KPI pages
     path("incidents/police", police.police, name="police"),
     path("incidents/kpis", kpi.kpis, name="kpis"),

@@ -214,7 +214,15 @@ def test_a_photo_goes_into_the_timeline(client, small_territory, people):
     assert response.status_code == 302
     entry = TimelineEntry.objects.get(incident=incident, action="verify")
     assert entry.photo.name.endswith(".png")
-    assert entry.photo.url in client.get(response.url).content.decode()
+    photo_url = reverse("timeline-photo", args=[incident.pk, entry.pk])
+    assert photo_url in client.get(response.url).content.decode()
+    served = client.get(photo_url)
+    assert served.status_code == 200 and served["Content-Type"] == "image/png"
+    assert b"".join(served.streaming_content) == PNG
+    # not to someone who may not see the incident, and not from MEDIA_URL
+    client.force_login(people["other"])
+    assert client.get(photo_url).status_code == 404
+    assert client.get(entry.photo.url).status_code == 404
 
 
 def test_a_file_that_is_no_image_is_refused_next_to_the_field(client, small_territory, people):
@@ -254,7 +262,7 @@ def test_extensions_take_an_amount_and_show_old_and_new_deadline(client, small_t
     incident.refresh_from_db()
     assert incident.state == State.IN_PROGRESS and incident.deadline > old
     html = client.get(response.url).content.decode()
-    assert "asked for 2 days" in html
+    assert "asked for 2 working days" in html
     new = timezone.localtime(incident.deadline)
     assert f"deadline: 2025-06-10 09:30 → {new:%Y-%m-%d %H:%M}" in html
 
