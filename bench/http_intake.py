@@ -184,6 +184,11 @@ def bench_database(db: str, args, wrk: str) -> dict:
             "gunicorn",
             "gis.wsgi:application",
             f"--workers={args.workers}",
+            *(
+                [f"--worker-class={args.worker_class}", f"--threads={args.threads}"]
+                if args.worker_class == "gthread"
+                else []
+            ),
             f"--bind=127.0.0.1:{port}",
             "--backlog=2048",
             "--log-level=warning",
@@ -251,6 +256,8 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 2, help="gunicorn worker processes"
     )
+    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
     parser.add_argument("--internal", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.internal:
