@@ -109,9 +109,6 @@ def parse_date(params, name: str) -> datetime.date | None:
     return day
 
 
-_date = parse_date
-
-
 def reject_nul(params) -> None:
     """Refuse parameters with NUL characters (no database takes them in text)."""
     items = params.lists() if hasattr(params, "lists") else params.items()
@@ -177,7 +174,7 @@ def filter_incidents(queryset: QuerySet, params) -> QuerySet:
         if overdue is not None:
             late = _late(timezone.now())
             qs = qs.filter(late) if overdue else qs.exclude(late)
-    start, end = _date(params, "from"), _date(params, "to")
+    start, end = parse_date(params, "from"), parse_date(params, "to")
     if start and end and end < start:
         raise ValueError(_("to=%(to)s is before from=%(from)s") % {"to": end, "from": start})
     if start:

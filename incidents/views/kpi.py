@@ -153,13 +153,10 @@ def preset_period(preset: str, today: datetime.date) -> Period:
     )
 
 
-_date = parse_date
-
-
 def period_from(params, today: datetime.date) -> Period:
     """The period asked for: from/to dates (a missing end is today, a missing start the first
     of the end's month), else a preset (default this month). ValueError names a bad value."""
-    first, last = _date(params, "from"), _date(params, "to")
+    first, last = parse_date(params, "from"), parse_date(params, "to")
     if first is None and last is None:
         return preset_period(params.get("period") or DEFAULT_PRESET, today)
     last = last or today
