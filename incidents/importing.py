@@ -9,7 +9,9 @@ How it stays fast and safe:
 
 - Rows are read in chunks (``chunk_size``, default 20,000); each chunk is checked, converted
   (gis.crs.to_wgs84, vectorised), geotagged with one BulkGeotagger built once per run and
-  written in its own transaction with bulk_create (incidents, then their timeline entries).
+  written in its own transaction (incidents, then their timeline entries: COPY on PostgreSQL,
+  executemany on SQLite). Outside a transaction a second thread with its own connection
+  writes each chunk while the next one is read, checked and geotagged.
 - Bad rows are skipped and listed with their row number, a stable reason code (REASONS) and a
   message; they never stop the good rows.
 - Idempotent by external id: a row whose external id already exists is counted "unchanged".
@@ -31,9 +33,12 @@ import hashlib
 import itertools
 import json
 import math
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -41,7 +46,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from django.conf import settings
 from django.contrib.gis.db.models import GeometryField
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -61,6 +66,9 @@ DEFAULT_CHUNK = 20_000
 DEFAULT_ENCODING = "utf-8-sig"
 EXTERNAL_ID_MAX = 64
 _LOOKUP_BATCH = 2_000
+# Chunks written at once outside a transaction: PostgreSQL works on each in its own server
+# process; SQLite takes one writer at a time, so one thread writes while the next is built.
+WRITER_THREADS = {"postgresql": 2}
 
 REASONS = (
     "missing_id",
@@ -112,6 +120,12 @@ class ImportResult:
     near_boundary: int = 0
     seconds: float = 0.0
     rejected: list[Rejected] = field(default_factory=list)
+
+    def add(self, rows: _Rows) -> None:
+        """Count a chunk once it is committed."""
+        self.imported += rows.count
+        self.unassigned += rows.unassigned
+        self.near_boundary += rows.near_boundary
 
     def summary(self) -> dict:
         by_reason = Counter(r.reason for r in self.rejected)
@@ -430,7 +444,9 @@ class _Table:
         self.given = given
         self.defaults = {}
         for f in fields:
-            if f.attname not in given:
+            if f.attname not in given and self.postgres:
+                self.defaults[f.attname] = f.get_default()  # _copy_texts writes it
+            elif f.attname not in given:
                 default = f.get_default()
                 self.defaults[f.attname] = (
                     json.dumps(default, cls=f.encoder)  # text, as _adapt writes JSON
@@ -474,7 +490,12 @@ class _Table:
         params: list[Iterable] = []
         placeholders = []
         for f in self.fields:
-            if f.attname in given:
+            if self.postgres:
+                if f.attname in given:
+                    adapted = [_copy_texts(f, given[f.attname], n)]
+                else:
+                    adapted = [_copy_texts(f, self.defaults[f.attname], n, single=True)]
+            elif f.attname in given:
                 adapted = self._adapt(f, given[f.attname], n)
             else:
                 adapted = [itertools.repeat(self.defaults[f.attname], n)]
@@ -485,14 +506,50 @@ class _Table:
                 placeholders.append("%s")
         rows = zip(*params)  # noqa: B905 - the repeated constants are endless
         if self.postgres:
+            text = "".join(f"{chr(9).join(row)}\n" for row in rows)
             with cursor.cursor.copy(f"COPY {self.table} ({self.columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+                copy.write(text)
         else:
             cursor.executemany(
                 f"INSERT INTO {self.table} ({self.columns}) VALUES ({', '.join(placeholders)})",
                 rows,
             )
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
+
+
+def _copy_texts(field, values, n: int, single: bool | None = None) -> Iterable[str]:
+    """One column in COPY's text format: each value as PostgreSQL reads it (escaped, NULL
+    as \\N); a single value (by default: one that is not a list or array) is repeated for
+    every row."""
+    if isinstance(field, GeometryField) and not single:
+        lons, lats = values
+        return _ewkb_hex(lons, lats, field.srid)
+    if single is None:
+        single = not isinstance(values, list | tuple | np.ndarray)
+    if single:
+        values = [values]
+    elif isinstance(values, np.ndarray):
+        values = values.tolist()
+    if isinstance(field, models.JSONField):
+        texts = [t.translate(_COPY_ESCAPES) for t in _json_texts(values, field.encoder)]
+    elif isinstance(field, models.BooleanField):
+        texts = [_NULL if v is None else ("t" if v else "f") for v in values]
+    elif isinstance(field, models.DateTimeField | models.DateField):
+        texts = [_NULL if v is None else v.isoformat() for v in values]
+    elif isinstance(field, models.FloatField):
+        texts = [_NULL if v is None else repr(float(v)) for v in values]
+    elif isinstance(field, models.CharField | models.TextField):
+        texts = [_NULL if v is None else str(v).translate(_COPY_ESCAPES) for v in values]
+    else:  # integers, keys, decimals
+        texts = [_NULL if v is None else str(v) for v in values]
+    if single:
+        return itertools.repeat(texts[0], n)
+    if len(texts) != n:
+        raise ValueError(f"{field.attname}: {len(texts)} values for {n} rows")
+    return texts
 
 
 def _json_texts(values, encoder) -> list[str]:
@@ -667,7 +724,8 @@ class _Builder:
         in_lat = np.fromiter((g.lat for g in goods), dtype=float, count=n)
         lons, lats = crs_tools.to_wgs84(in_lon, in_lat, o.crs)
         lons, lats = np.atleast_1d(lons), np.atleast_1d(lats)
-        days = [timezone.localtime(g.reported_at).date() for g in goods]
+        here = timezone.get_current_timezone()
+        days = [g.reported_at.astimezone(here).date() for g in goods]
         tags = self.tagger.tag(lons, lats, days)
         unassigned = tags.microgrid == -1
         near = tags.near_boundary
@@ -728,29 +786,109 @@ def import_incidents(
     fmt = _format_of(path, options.format)
     checker = _Checker(path, options, timezone.now())
     builder = _Builder(options)
-    writer = _Writer(connection, _Builder.FIELDS)
     rows = _csv_rows(path, options) if fmt == "csv" else _geojson_rows(path, options)
     result = ImportResult()
-    for chunk in _chunks(rows, max(1, options.chunk_size)):
-        goods: list[_Good] = []
-        for number, row in chunk:
-            checked = checker.check(number, row)
-            if isinstance(checked, Rejected):
-                result.rejected.append(checked)
-            else:
-                goods.append(checked)
-        result.rows += len(chunk)
-        if goods:
-            present = existing_ids([g.external_id for g in goods])
-            new = [g for g in goods if g.external_id not in present]
-            result.unchanged += len(goods) - len(new)
-            if new:
-                built = builder.build(new)
-                writer.write(built)
-                result.imported += built.count
-                result.unassigned += built.unassigned
-                result.near_boundary += built.near_boundary
-        if progress:
-            progress(len(chunk))
+    with _pipeline() as write:
+        for chunk in _chunks(rows, max(1, options.chunk_size)):
+            _import_chunk(chunk, checker, builder, write, result)
+            if progress:
+                progress(len(chunk))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _import_chunk(chunk, checker: _Checker, builder: _Builder, write, result: ImportResult):
+    goods: list[_Good] = []
+    for number, row in chunk:
+        checked = checker.check(number, row)
+        if isinstance(checked, Rejected):
+            result.rejected.append(checked)
+        else:
+            goods.append(checked)
+    result.rows += len(chunk)
+    if not goods:
+        return
+    present = existing_ids([g.external_id for g in goods])
+    new = [g for g in goods if g.external_id not in present]
+    result.unchanged += len(goods) - len(new)
+    if new:
+        built = builder.build(new)
+        write(built, lambda: result.add(built))
+
+
+@contextmanager
+def _pipeline():
+    """A function write(rows, done) that writes a chunk in its own transaction and calls
+    done() once it is committed.
+
+    Outside a transaction the chunks are written by writer threads (WRITER_THREADS), each
+    with its own database connection, while this thread reads, checks and geotags the next
+    chunk: the database works on one chunk while Python builds the next. Inside the caller's
+    transaction everything stays on the caller's connection, written in order. Either way
+    each chunk commits whole or not at all (chunks may commit out of order, which re-running
+    puts right as for a killed run), and leaving the block, also by an exception, waits for
+    the chunks being written. After a writer fails no further chunk is written and the
+    error is raised here.
+    """
+    if connection.in_atomic_block:
+        writer = _Writer(connection, _Builder.FIELDS)
+
+        def write_here(rows: _Rows, done: Callable[[], object]) -> None:
+            writer.write(rows)
+            done()
+
+        yield write_here
+        return
+    writers = _Writers(WRITER_THREADS.get(connection.vendor, 1))
+    try:
+        yield writers.put
+    finally:
+        writers.finish()
+
+
+class _Writers:
+    """Threads that write chunks, each with its own database connection."""
+
+    def __init__(self, n: int):
+        self.queue: queue.Queue = queue.Queue(maxsize=n)
+        self.errors: list[BaseException] = []
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._run, name=f"import-writer-{i}", daemon=True)
+            for i in range(n)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self) -> None:
+        writer = None
+        try:
+            while (item := self.queue.get()) is not None:
+                if self.errors:
+                    continue  # after a failure only drain the queue
+                rows, done = item
+                try:
+                    if writer is None:
+                        writer = _Writer(connections[DEFAULT_DB_ALIAS], _Builder.FIELDS)
+                    writer.write(rows)
+                    with self.lock:
+                        done()
+                except BaseException as error:  # noqa: BLE001 - re-raised by the caller
+                    self.errors.append(error)
+        finally:
+            connections[DEFAULT_DB_ALIAS].close()
+
+    def _raise(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+    def put(self, rows: _Rows, done: Callable[[], object]) -> None:
+        self._raise()
+        self.queue.put((rows, done))
+
+    def finish(self) -> None:
+        for _thread in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
+        self._raise()

@@ -307,3 +307,39 @@ def test_fractional_working_days_give_the_intake_deadline(tmp_path, small_territ
     imported, reported = import_and_intake(tmp_path, manhole, *SAME_AS_INTAKE[0])
     assert imported.deadline == reported.deadline
     assert imported.overdue_3x_at == reported.overdue_3x_at
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_writer_threads_write_every_chunk_once(
+    tmp_path, small_territory, manhole, monkeypatch
+):
+    """Outside a transaction the chunks are written by writer threads with their own
+    connections: every good row lands once, odd characters survive COPY's text format, and
+    a writer that fails stops the run with its error; re-running completes it."""
+    lines = [HEADER]
+    ids = [f"t{i}" for i in range(1, 12)] + ["back\\slash", '"tab\there"']
+    for n, external_id in enumerate(ids):
+        lines.append(f"{external_id},104.00{n % 9 + 1},30.607,C0101,2025-06-09T09:00\n")
+    path = write(tmp_path, "threads.csv", "".join(lines))
+    expected = [i.strip('"') for i in ids]
+    real = importing._Writer.write
+    written = []
+
+    def fails_on_third_chunk(writer, rows):
+        written.append(rows.count)
+        if len(written) == 3:
+            raise RuntimeError("disk full")
+        return real(writer, rows)
+
+    monkeypatch.setattr(importing._Writer, "write", fails_on_third_chunk)
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(path, *ID_ARGS, "--chunk-size", "3")
+    done = set(Incident.objects.values_list("external_id", flat=True))
+    assert len(done) == 3 * (len(done) // 3) and done < set(expected)  # whole chunks only
+    assert TimelineEntry.objects.count() == len(done)
+    monkeypatch.undo()
+    summary = run(path, *ID_ARGS, "--chunk-size", "3", report=tmp_path / "r.json")["summary"]
+    assert (summary["imported"], summary["unchanged"]) == (len(expected) - len(done), len(done))
+    assert sorted(Incident.objects.values_list("external_id", flat=True)) == sorted(expected)
+    assert TimelineEntry.objects.count() == len(expected)
+    assert Incident.objects.get(external_id="t1").unit == small_territory["micro11"]
