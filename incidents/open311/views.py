@@ -166,7 +166,7 @@ URGENT_ATTRIBUTE = {
 @open311
 def service_definition(request, fmt, code):
     _method(request, "GET", "HEAD")
-    category = Category.objects.active().filter(code=code).first()
+    category = Category.objects.active_by_code(code)
     if category is None:
         raise Open311Error(404, _("unknown service_code %(code)s") % {"code": code})
     data = {"service_code": category.code, "attributes": [URGENT_ATTRIBUTE]}
@@ -205,7 +205,7 @@ def _create(request, fmt):
     code = data.get("service_code", "").strip()
     if not code:
         raise Open311Error(400, _("service_code is required"))
-    category = Category.objects.active().filter(code=code).first()
+    category = Category.objects.active_by_code(code)
     if category is None:
         raise Open311Error(400, _("unknown service_code %(code)s") % {"code": code})
     if not data.get("lat", "").strip() or not data.get("long", "").strip():

@@ -111,7 +111,7 @@ class ReportForm(forms.Form):
 
     def clean_category(self) -> Category:
         code = self.cleaned_data["category"]
-        category = Category.objects.active().filter(code=code).first()
+        category = Category.objects.active_by_code(code)
         if category is None:
             raise forms.ValidationError(_("unknown category %(code)r") % {"code": code})
         return category

@@ -194,6 +194,9 @@ def test_post_bad_input_is_400(client, keys, small_territory, categories):
     assert error_of(post(client, service_code=None))[0] == 400
     assert error_of(post(client, lat="abc"))[0] == 400
     assert error_of(post(client, long="181"))[0] == 400
+    Category.objects.filter(code="C0108").update(active=False)
+    assert error_of(post(client, service_code="C0108")) == (400, "unknown service_code C0108")
+    assert error_of(post(client, service_code="c0101"))[0] == 400  # codes are exact
     assert not Incident.objects.exists()
 
 
