@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 from django.conf import settings
+from django.contrib.gis.db.models.functions import AsWKB
 
-from grids.geometry import to_shapely
 from grids.kinds import UnitKind
 from grids.lookup import METRES_PER_DEGREE, locate
 from grids.models import BoundaryVersion
@@ -95,21 +95,7 @@ class BulkGeotagger:
     def __init__(self, near_m: float | None = None):
         self.near_m = settings.WEIGE_NEAR_BOUNDARY_M if near_m is None else near_m
         kinds = [k for _level, ks in LEVELS for k in ks]
-        rows = list(
-            BoundaryVersion.objects.filter(unit__kind__in=kinds)
-            .order_by("id")
-            .values_list(
-                "id",
-                "unit_id",
-                "unit__kind",
-                "unit__code",
-                "parent_id",
-                "valid_from",
-                "valid_to",
-                "geom",
-                "name",
-            )
-        )
+        rows, wkbs = _versions(kinds)
         self.version_id = np.array([r[0] for r in rows], dtype=np.int64)
         self.unit_id = np.array([r[1] for r in rows], dtype=np.int64)
         level_of = {k: i for i, (_level, ks) in enumerate(LEVELS) for k in ks}
@@ -122,7 +108,7 @@ class BulkGeotagger:
         self.valid_from = np.array([r[5].toordinal() for r in rows], dtype=np.int64)
         far = datetime.date.max.toordinal()
         self.valid_to = np.array([r[6].toordinal() if r[6] else far for r in rows], dtype=np.int64)
-        self.geoms = np.array([to_shapely(r[7]) for r in rows], dtype=object)
+        self.geoms = shapely.from_wkb(wkbs) if wkbs else np.array([], dtype=object)
         shapely.prepare(self.geoms)  # many point tests per polygon
         self.tree = _strtree(self.geoms)
         # codes rank: ties go to the lowest code
@@ -252,6 +238,33 @@ class BulkGeotagger:
             "distance_m": round(float(metres), 2),
             "neighbour_of": str(self.code[chosen]),
         }
+
+
+def _versions(kinds: list[str]) -> tuple[list[tuple], list[bytes]]:
+    """The boundary versions of units of these kinds, by id: (id, unit_id, kind, code,
+    parent_id, valid_from, valid_to, None, name) and their geometries as WKB, read in one
+    query without making a GEOS geometry of each."""
+    queryset = (
+        BoundaryVersion.objects.filter(unit__kind__in=kinds)
+        .order_by("id")
+        .annotate(wkb=AsWKB("geom"))
+        .values_list(
+            "id",
+            "unit_id",
+            "unit__kind",
+            "unit__code",
+            "parent_id",
+            "valid_from",
+            "valid_to",
+            "wkb",
+            "name",
+        )
+    )
+    rows, wkbs = [], []
+    for row in queryset:
+        wkbs.append(bytes(row[7]))
+        rows.append((*row[:7], None, row[8]))
+    return rows, wkbs
 
 
 class _Period:
