@@ -18,7 +18,6 @@ and written as JSON under bench/results/.
 """
 
 import argparse
-import datetime
 import json
 import os
 import shutil
@@ -30,6 +29,8 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+
+from run import save_results
 
 BASE = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -279,10 +280,7 @@ def main() -> None:
             f"| {r['max_ms']:.0f} | {errors} | {c['lost']} "
             f"| {c['tokens_stored_twice']} | {c['stored_answer_not_awaited']} |"
         )
-    out = BASE / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    (out / f"http-intake-{stamp}.json").write_text(json.dumps(results, indent=2))
+    save_results("http-intake", results)
 
 
 if __name__ == "__main__":

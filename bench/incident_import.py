@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from run import postgis_url, save_results  # the benchmark databases of bench/run.py
+
 BASE = Path(__file__).resolve().parents[1]
 PREFIX = "b18-"
 
@@ -293,13 +295,6 @@ def worker(n_points: int, scale: int, chunk: int) -> dict:
     return out
 
 
-def postgis_url(scale: int) -> str:
-    sys.path.insert(0, str(BASE / "bench"))
-    from run import postgis_url as url  # the benchmark database of bench/run.py
-
-    return url(scale)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=["spatialite", "postgis", "both"], default="both")
@@ -328,10 +323,7 @@ def main() -> None:
             text=True,
         ).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
-    folder = BASE / "bench" / "results"
-    folder.mkdir(exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    (folder / f"incident-import-{stamp}.json").write_text(json.dumps(results, indent=2))
+    save_results("incident-import", results)
     print(
         "| database | points | geotag incl. build | geotag after build | sjoin incl. build "
         "| sjoin after build | geotag ÷ sjoin (incl. / after) | import, end to end "

@@ -19,6 +19,16 @@ from pathlib import Path
 BASE = Path(__file__).resolve().parents[1]
 
 
+def save_results(name: str, results) -> Path:
+    """Write a benchmark's results as bench/results/<name>-<timestamp>.json."""
+    folder = BASE / "bench" / "results"
+    folder.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = folder / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2))
+    return path
+
+
 def postgis_url(scale: int) -> str:
     url = subprocess.run(
         ["bash", str(BASE / ".ci/postgis.sh")], check=True, capture_output=True, text=True
@@ -68,10 +78,7 @@ def main() -> None:
             text=True,
         ).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
-    folder = BASE / "bench" / "results"
-    folder.mkdir(exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    (folder / f"lookup-coverage-{stamp}.json").write_text(json.dumps(results, indent=2))
+    save_results("lookup-coverage", results)
     print(
         "| database | micro-grids | lookup median | lookup p99 | STRtree median | STRtree p99 "
         "| coverage check, end to end | coverage check only | naive pairwise | speed-up |"
