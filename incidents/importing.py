@@ -399,25 +399,26 @@ class _Checker:
 
 def existing_ids(ids: list[str]) -> set[str]:
     """The ids among `ids` that some incident already has as its external id."""
-    meta = Incident._meta
-    quote = connection.ops.quote_name
-    column = quote(meta.get_field("external_id").column)
-    found: set[str] = set()
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # one array parameter, not thousands
-            cursor.execute(
-                f"SELECT {column} FROM {meta.db_table} WHERE {column} = ANY(%s)", [list(ids)]
-            )
-            return {row[0] for row in cursor.fetchall()}
-        size = connection.features.max_query_params or _LOOKUP_BATCH
-        for i in range(0, len(ids), size):
-            batch = ids[i : i + size]
-            cursor.execute(
-                f"SELECT {column} FROM {meta.db_table} WHERE {column} IN "
-                f"({', '.join(['%s'] * len(batch))})",
-                batch,
-            )
-            found.update(row[0] for row in cursor.fetchall())
+        return set(_pks_by_external_id(connection, cursor, ids))
+
+
+def _pks_by_external_id(conn, cursor, ids: list[str]) -> dict[str, int]:
+    """{external id: incident id} for the incidents among `ids` (one array parameter on
+    PostgreSQL, batches of IN lists elsewhere)."""
+    meta = Incident._meta
+    quote = conn.ops.quote_name
+    column, pk = quote(meta.get_field("external_id").column), quote(meta.pk.column)
+    select = f"SELECT {column}, {pk} FROM {meta.db_table} WHERE {column}"
+    if conn.vendor == "postgresql":
+        cursor.execute(f"{select} = ANY(%s)", [list(ids)])
+        return dict(cursor.fetchall())
+    found: dict[str, int] = {}
+    size = conn.features.max_query_params or _LOOKUP_BATCH
+    for i in range(0, len(ids), size):
+        batch = ids[i : i + size]
+        cursor.execute(f"{select} IN ({', '.join(['%s'] * len(batch))})", batch)
+        found.update(cursor.fetchall())
     return found
 
 
@@ -643,19 +644,7 @@ class _Writer:
         return [row[0] for row in cursor.fetchall()]
 
     def _ids_of(self, cursor, external_ids: list[str]) -> list[int]:
-        meta = Incident._meta
-        quote = self.connection.ops.quote_name
-        column, pk = quote(meta.get_field("external_id").column), quote(meta.pk.column)
-        batch_size = self.connection.features.max_query_params or _LOOKUP_BATCH
-        found: dict[str, int] = {}
-        for i in range(0, len(external_ids), batch_size):
-            batch = external_ids[i : i + batch_size]
-            cursor.execute(
-                f"SELECT {column}, {pk} FROM {meta.db_table} WHERE {column} IN "
-                f"({', '.join(['%s'] * len(batch))})",
-                batch,
-            )
-            found.update(cursor.fetchall())
+        found = _pks_by_external_id(self.connection, cursor, external_ids)
         return [found[e] for e in external_ids]
 
 
