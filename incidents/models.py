@@ -354,7 +354,7 @@ class Incident(gis_models.Model):
         _("external id"), max_length=64, null=True, blank=True
     )
     state = models.CharField(
-        _("state"), max_length=24, choices=State.choices, default=State.REPORTED, db_index=True
+        _("state"), max_length=24, choices=State.choices, default=State.REPORTED
     )
     street = models.ForeignKey(
         "grids.Unit",
@@ -388,15 +388,17 @@ class Incident(gis_models.Model):
         related_name="incidents",
         verbose_name=_("micro-grid"),
     )
+    # Not indexed: no page looks incidents up by version, and versions are not deleted.
     boundary_version = models.ForeignKey(
         "grids.BoundaryVersion",
         null=True,
         blank=True,
+        db_index=False,
         on_delete=models.PROTECT,
         related_name="+",
         verbose_name=_("boundary version used"),
     )
-    unassigned = models.BooleanField(_("unassigned"), default=False, db_index=True)
+    unassigned = models.BooleanField(_("unassigned"), default=False)
     near_boundary = models.BooleanField(_("near a boundary"), default=False)
     boundary_candidates = models.JSONField(_("boundary candidates"), default=list, blank=True)
     deadline = models.DateTimeField(_("deadline"), null=True, blank=True, db_index=True)
@@ -411,6 +413,7 @@ class Incident(gis_models.Model):
         "self",
         null=True,
         blank=True,
+        db_index=False,  # a partial index in Meta: few incidents are duplicates
         on_delete=models.PROTECT,
         related_name="duplicates",
         verbose_name=_("duplicate of"),
@@ -425,6 +428,26 @@ class Incident(gis_models.Model):
         verbose_name = _("incident")
         verbose_name_plural = _("incidents")
         ordering = ["-reported_at", "-id"]
+        # Plain btree indexes only where lists filter; the flags and duplicate links are
+        # indexed for the few rows that have them, so a bulk import feeds fewer indexes.
+        indexes = [
+            models.Index(fields=["state"], name="incident_state"),
+            models.Index(
+                fields=["-reported_at"],
+                condition=Q(unassigned=True),
+                name="incident_unassigned",
+            ),
+            models.Index(
+                fields=["-reported_at"],
+                condition=Q(near_boundary=True),
+                name="incident_near_boundary",
+            ),
+            models.Index(
+                fields=["duplicate_of"],
+                condition=Q(duplicate_of__isnull=False),
+                name="incident_duplicate_of",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["external_id"],

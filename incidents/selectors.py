@@ -4,6 +4,8 @@
 pages, exports) starts from it. `filter_incidents` applies the list filters from query
 parameters and raises ValueError naming the parameter when a value is wrong.
 
+``flag`` is "unassigned" (outside every unit) or "near_boundary" (awaiting a unit decision):
+the incidents a district administrator or a chief has to look at.
 ``major`` is a 2-digit 大类 ("01": that class in both families, as dispatch rules read it)
 or the family letter and the 大类 ("C01": component class 01 only). ``q`` is text in the
 description or the reporter's name, or an incident number ("123" or "#123").
@@ -27,6 +29,8 @@ from incidents.workflow import FINAL_STATES, State
 
 UNIT_FIELDS = ("unit", "grid", "community", "street")
 NO_UNITS = Q(unit__isnull=True, grid__isnull=True, community__isnull=True, street__isnull=True)
+# flag=… : the incident field it selects on (each has a partial index).
+FLAGS = {"unassigned": "unassigned", "near_boundary": "near_boundary"}
 TRUE_VALUES = {"1", "true", "yes", "on"}
 FALSE_VALUES = {"0", "false", "no", "off"}
 SORTS = {
@@ -192,6 +196,13 @@ def filter_incidents(queryset: QuerySet, params) -> QuerySet:
                 % {"raw": source, "known": ", ".join(Source.values)}
             )
         qs = qs.filter(source=source)
+    flag = params.get("flag")
+    if flag:
+        if flag not in FLAGS:
+            raise ValueError(
+                _("flag=%(raw)r is not one of %(known)s") % {"raw": flag, "known": ", ".join(FLAGS)}
+            )
+        qs = qs.filter(**{FLAGS[flag]: True})
     text = (params.get("q") or "").strip()
     if text:
         match = Q(description__icontains=text) | Q(reporter_name__icontains=text)

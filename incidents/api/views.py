@@ -29,6 +29,7 @@ from incidents.api.serializers import (
 from incidents.models import Category, Incident, Source
 from incidents.selectors import (
     FIRST_DAY,
+    FLAGS,
     LAST_DAY,
     SORTS,
     filter_incidents,
@@ -88,6 +89,12 @@ FILTER_PARAMETERS = [
     OpenApiParameter("to", OpenApiTypes.DATE, description="reported on or before (local date)"),
     OpenApiParameter("police_relevant", bool),
     OpenApiParameter("source", str, enum=Source.values),
+    OpenApiParameter(
+        "flag",
+        str,
+        enum=list(FLAGS),
+        description="unassigned: outside every unit; near_boundary: awaiting a unit decision",
+    ),
     OpenApiParameter(
         "q",
         str,

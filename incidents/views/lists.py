@@ -38,6 +38,11 @@ OVERDUE_CHOICES = [
     ("3x", _("3× overdue")),
 ]
 YES_NO_CHOICES = [("", _("any")), ("1", _("yes")), ("0", _("no"))]
+FLAG_CHOICES = [
+    ("", _("any")),
+    ("unassigned", _("unassigned")),
+    ("near_boundary", _("near a boundary")),
+]
 # Sortable column headers: (selector sort key, header).
 SORTABLE = {
     "category": _("category"),
@@ -99,7 +104,17 @@ def sort_headers(current: str) -> dict[str, dict]:
 
 
 def _form_values(params) -> dict:
-    names = ("unit", "category", "major", "overdue", "from", "to", "police_relevant", "source")
+    names = (
+        "unit",
+        "category",
+        "major",
+        "overdue",
+        "from",
+        "to",
+        "police_relevant",
+        "source",
+        "flag",
+    )
     values = {name: params.get(name, "") for name in names}
     values["q"] = params.get("q", "")
     values["states"] = params.getlist("state")
@@ -133,6 +148,7 @@ def incident_list(request):
         "sources": Source.choices,
         "overdue_choices": OVERDUE_CHOICES,
         "yes_no": YES_NO_CHOICES,
+        "flag_choices": FLAG_CHOICES,
         "headers": sort_headers(values["sort"]),
     }
     return render(request, "incidents/list.html", context, status=400 if error else 200)

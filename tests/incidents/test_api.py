@@ -146,6 +146,8 @@ def test_list_is_paginated(admin, incidents):
         ({"q": "MANHOLE"}, {"a"}),
         ({"q": "张三"}, {"a"}),
         ({"unit": "grid1", "overdue": "1"}, {"a"}),
+        ({"flag": "unassigned"}, {"d"}),
+        ({"flag": "near_boundary"}, set()),
     ],
 )
 def test_filters_narrow_the_list(admin, incidents, small_territory, params, expected):
@@ -169,6 +171,7 @@ def test_filters_narrow_the_list(admin, incidents, small_territory, params, expe
         ({"police_relevant": "2"}, "police_relevant="),
         ({"source": "twitter"}, "source="),
         ({"sort": "colour"}, "sort="),
+        ({"flag": "overdue"}, "flag="),
     ],
 )
 def test_a_bad_filter_is_a_400_naming_the_parameter(admin, incidents, params, name):

@@ -194,6 +194,22 @@ def test_near_boundary_and_unassigned_flags_are_shown(client, chief, mixed):
     assert "near a boundary" in row and "unassigned" in row
 
 
+def test_the_flag_filter_lists_what_awaits_a_unit_decision(client, territory, user_in, mixed):
+    """A district administrator finds the incidents outside every micro-grid and those on a
+    shared boundary; both flags come from geotagging, not from the test."""
+    on_the_line = report((104.01001, 30.607))  # 1 m east of the grid 1 / grid 2 boundary
+    outside = report((105.5, 31.5))
+    assert on_the_line.near_boundary and outside.unassigned
+    client.force_login(user_in(territory["district"], "district_admin", username="admin"))
+    # "elsewhere" lies in a community without micro-grids: unassigned too
+    unassigned = {outside.pk, mixed["elsewhere"].pk}
+    assert set(numbers(client.get("/incidents/", {"flag": "unassigned"}))) == unassigned
+    assert numbers(client.get("/incidents/", {"flag": "near_boundary"})) == [on_the_line.pk]
+    page = client.get("/incidents/", {"flag": "unassigned"}).text
+    assert '<option value="unassigned" selected>' in page
+    assert len(numbers(client.get("/incidents/"))) == len(mixed) + 2
+
+
 def test_sorting_by_a_column_header_toggles_and_keeps_the_filters(client, chief, mixed):
     ascending = client.get("/incidents/", {"sort": "deadline", "overdue": "0"})
     rows = Incident.objects.filter(pk__in=numbers(ascending))
@@ -258,6 +274,7 @@ def test_the_list_makes_the_same_number_of_queries_for_5_or_55_rows(
         ({"from": "yesterday"}, "from=&#x27;yesterday&#x27; is not a date"),
         ({"sort": "phone"}, "sort=&#x27;phone&#x27; is not one of"),
         ({"major": "X1"}, "major=&#x27;X1&#x27; must be two digits"),
+        ({"flag": "late"}, "flag=&#x27;late&#x27; is not one of unassigned, near_boundary"),
     ],
 )
 def test_a_bad_filter_value_is_a_400_with_the_message_above_the_form(
