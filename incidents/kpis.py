@@ -41,6 +41,8 @@ from incidents.workflow import FINAL_STATES, State
 
 # The unit fields of an incident, deepest first: the first one set is where it belongs.
 PATH_FIELDS = ("unit__path", "grid__path", "community__path", "street__path")
+# Units whose subtrees one query reads (see indicators_of_units).
+SUBTREES_PER_QUERY = 100
 
 
 @dataclass
@@ -213,8 +215,9 @@ def indicators_of_units(
 ) -> dict[int, Indicators]:
     """The indicators of each unit in `units` for [start, end), by unit id.
 
-    One query for all of them (the incidents below any of the units, with their timeline
-    steps); each incident is then counted for every listed unit on its path.
+    One query per SUBTREES_PER_QUERY units (the incidents below any of them, with their
+    timeline steps; SQLite refuses an expression tree deeper than 1,000, and each unit adds
+    four terms); each incident is then counted for every listed unit on its path.
     """
     units = list(units)
     if not units:
@@ -224,7 +227,10 @@ def indicators_of_units(
         ids_by_path.setdefault(unit.path, []).append(unit.pk)
     # A unit whose ancestor is listed adds nothing to the query.
     tops = [p for p in ids_by_path if not any(a in ids_by_path for a in _prefixes(p)[:-1])]
-    rows = _population(reduce(or_, (_in_subtree(p) for p in tops)), start, end)
+    rows = []
+    for first in range(0, len(tops), SUBTREES_PER_QUERY):
+        chunk = tops[first : first + SUBTREES_PER_QUERY]
+        rows += _population(reduce(or_, (_in_subtree(p) for p in chunk)), start, end)
     buckets: dict[int, list[dict]] = {unit.pk: [] for unit in units}
     for row in rows:
         path = next((row[f] for f in PATH_FIELDS if row[f]), None)

@@ -159,6 +159,20 @@ def test_a_table_of_units_takes_one_query_and_matches_unit_by_unit(data, django_
     assert table[data["micro12"].pk].reports == 0
 
 
+def test_hundreds_of_units_are_read_in_chunks_of_subtrees(
+    data, monkeypatch, django_assert_num_queries
+):
+    """SQLite refuses deep expression trees: many units are read a chunk at a time."""
+    from incidents import kpis
+
+    monkeypatch.setattr(kpis, "SUBTREES_PER_QUERY", 1)
+    units = [data[k] for k in ("grid1", "grid2", "micro11", "micro12")]
+    with django_assert_num_queries(2):  # grid 1 (with its micro-grids), grid 2
+        table = indicators_of_units(units, START, END)
+    assert table[data["grid1"].pk].reports == 8 and table[data["grid2"].pk].reports == 1
+    assert table[data["micro12"].pk] == indicators(data["micro12"], START, END)
+
+
 def test_a_duplicate_report_is_not_a_valid_report(data):
     data["make"]("duplicate", [("mark_duplicate", 3)], 20)
     k = indicators(data["grid1"], START, END)
