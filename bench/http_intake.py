@@ -1,12 +1,15 @@
 """Intake over HTTP: sustained POST rate and latency of Open311 service requests against the
-app served by gunicorn, then a check that every accepted request is stored exactly once.
+app served by a production WSGI server, then a check that every accepted request is stored
+exactly once.
 
     .venv/bin/python bench/http_intake.py [--db spatialite,postgis] [--duration 30]
-        [--connections 12] [--workers CPUS]
+        [--server gunicorn,granian] [--connections 12] [--workers CPUS] [--threads N]
 
 For each database: a benchmark database with the demo district (var/bench-http.sqlite3; the
 PostGIS database weige_bench_http on the local server started by .ci/postgis.sh) is loaded
-once and reused; gunicorn serves gis.wsgi with DEBUG off; wrk (installed with apt when
+once and reused. Each server in turn serves gis.wsgi with DEBUG off: gunicorn with sync
+workers (the common default), granian (the server docs/operations.md recommends) with
+GRANIAN_THREADS application threads per worker. wrk (installed with apt when
 missing) POSTs to /open311/v2/requests.json from `--connections` keep-alive connections for
 `--duration` seconds, each request with a random point in the district, a random category and
 a unique token in its description (bench/http_intake.lua). wrk records the
@@ -162,7 +165,51 @@ def run_wrk(wrk, url, env, seconds, connections) -> dict:
     return json.loads(line.removeprefix("BENCH_JSON "))
 
 
-def bench_database(db: str, args, wrk: str) -> dict:
+# Application threads per granian worker: on PostgreSQL a second thread runs Python while
+# the first waits for the server; SQLite takes one writer at a time, so one thread is best.
+GRANIAN_THREADS = {"postgis": 2, "spatialite": 1}
+
+
+def threads_for(server: str, db: str, args) -> int:
+    if args.threads:
+        return args.threads
+    return GRANIAN_THREADS[db] if server == "granian" else 2
+
+
+def server_command(server: str, threads: int, args, port: int) -> list[str]:
+    """gunicorn (sync or gthread workers) or granian (Rust HTTP/1.1 server with keep-alive,
+    the app in `threads` blocking threads per worker process) serving gis.wsgi."""
+    if server == "granian":
+        return [
+            str(Path(PY).with_name("granian")),
+            "--interface=wsgi",
+            f"--workers={args.workers}",
+            f"--blocking-threads={threads}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            "--backlog=2048",
+            "--log-level=warning",
+            "--no-ws",
+            "gis.wsgi:application",
+        ]
+    return [
+        PY,
+        "-m",
+        "gunicorn",
+        "gis.wsgi:application",
+        f"--workers={args.workers}",
+        *(
+            [f"--worker-class={args.worker_class}", f"--threads={threads}"]
+            if args.worker_class == "gthread"
+            else []
+        ),
+        f"--bind=127.0.0.1:{port}",
+        "--backlog=2048",
+        "--log-level=warning",
+    ]
+
+
+def bench_database(db: str, server: str, args, wrk: str) -> dict:
     if db == "spatialite":
         url = f"spatialite:///{BASE / 'var' / 'bench-http.sqlite3'}"
     else:
@@ -177,23 +224,9 @@ def bench_database(db: str, args, wrk: str) -> dict:
     # Most points inside the district, some around it (outside every unit: "unassigned").
     dx, dy = (x1 - x0) * 0.05, (y1 - y0) * 0.05
     port = free_port()
-    log = open(BASE / "var" / f"bench-http-{db}.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "gunicorn",
-            "gis.wsgi:application",
-            f"--workers={args.workers}",
-            *(
-                [f"--worker-class={args.worker_class}", f"--threads={args.threads}"]
-                if args.worker_class == "gthread"
-                else []
-            ),
-            f"--bind=127.0.0.1:{port}",
-            "--backlog=2048",
-            "--log-level=warning",
-        ],
+    log = open(BASE / "var" / f"bench-http-{db}-{server}.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        server_command(server, threads_for(server, db, args), args, port),
         env=env,
         cwd=BASE,
         stdout=log,
@@ -227,8 +260,8 @@ def bench_database(db: str, args, wrk: str) -> dict:
             args.connections,
         )
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
         log.close()
     check = json.loads(
         manage(env, __file__, "--internal", "verify", run, str(accepted_file), capture=True)
@@ -236,7 +269,11 @@ def bench_database(db: str, args, wrk: str) -> dict:
     seconds = result["duration_us"] / 1e6
     return {
         "db": db,
+        "server": server,
         "workers": args.workers,
+        "threads": threads_for(server, db, args)
+        if server == "granian" or args.worker_class == "gthread"
+        else 1,
         "connections": args.connections,
         "seconds": round(seconds, 1),
         "accepted_per_s": round(result["accepted"] / seconds, 1),
@@ -255,27 +292,46 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30, help="seconds of load")
     parser.add_argument("--connections", type=int, default=12)
     parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 2, help="gunicorn worker processes"
+        "--workers", type=int, default=os.cpu_count() or 2, help="server worker processes"
     )
-    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
-    parser.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
+    parser.add_argument(
+        "--server", default="gunicorn,granian", help="comma-separated: gunicorn, granian"
+    )
+    parser.add_argument(
+        "--worker-class", default="sync", choices=["sync", "gthread"], help="gunicorn's"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per worker (default: granian 2 on PostGIS, 1 on SpatiaLite; "
+        "gunicorn gthread 2)",
+    )
     parser.add_argument("--internal", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.internal:
         return internal(*args.internal)
+    servers = args.server.split(",")
+    unknown = set(servers) - {"gunicorn", "granian"}
+    if unknown:
+        parser.error(f"--server: unknown server {', '.join(sorted(unknown))}")
     wrk = ensure_wrk()
-    results = [bench_database(db, args, wrk) for db in args.db.split(",")]
+    results = [
+        bench_database(db, server, args, wrk) for db in args.db.split(",") for server in servers
+    ]
     print()
     print(
-        "| database | workers | connections | seconds | accepted POST/s | p50 ms | p99 ms "
-        "| max ms | non-2xx / errors | lost | stored twice | stored, answer not awaited |"
+        "| database | server | workers × threads | connections | seconds | accepted POST/s "
+        "| p50 ms | p99 ms | max ms | non-2xx / errors | lost | stored twice "
+        "| stored, answer not awaited |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         w, c = r["wrk"], r["check"]
         errors = w["refused"] + sum(w["errors"].values())
         print(
-            f"| {r['db']} | {r['workers']} | {r['connections']} | {r['seconds']} "
+            f"| {r['db']} | {r['server']} | {r['workers']} × {r['threads']} "
+            f"| {r['connections']} | {r['seconds']} "
             f"| {r['accepted_per_s']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
             f"| {r['max_ms']:.0f} | {errors} | {c['lost']} "
             f"| {c['tokens_stored_twice']} | {c['stored_answer_not_awaited']} |"
