@@ -194,6 +194,13 @@ WEIGE_KPI_BANDS = {
     "extension_rate": {"good": 0.05, "fair": 0.15, "lower_is_better": True},
 }
 
+# --- Basemaps (maps/basemaps.py, DOMAIN.md §6) ---------------------------------------------
+# Tiles under the maps: "none" (a plain background; works without internet access),
+# "tianditu_vec" / "tianditu_img" (天地图 map or imagery, needs WEIGE_TIANDITU_KEY, a browser
+# key), "osm" (OpenStreetMap) or "amap" (高德, GCJ-02 tiles: overlays are drawn shifted).
+WEIGE_BASEMAP = os.environ.get("WEIGE_BASEMAP", "none")
+WEIGE_TIANDITU_KEY = os.environ.get("WEIGE_TIANDITU_KEY", "")
+
 # --- Open311 GeoReport v2 ---------------------------------------------------------------
 # API keys allowed to POST service requests, comma-separated (e.g. a 12345 hotline bridge).
 WEIGE_OPEN311_API_KEYS = [

@@ -6,7 +6,9 @@ every such reference of a map, and of the plugin elements in it, at the copies i
 maps/static/vendor/ (see its README), drops the ones the maps do without, and refuses what it
 has no local copy of — an unknown plugin asset, `folium.Icon` (awesome markers), a tile layer
 or image on another host — with an error naming it. A page can therefore never load anything
-from the internet without a test failing.
+from the internet without a test failing. The one exception is the configured tile basemap
+(maps.basemaps, setting WEIGE_BASEMAP): tile layers on its hosts are accepted, by
+`render_fragment` for the current basemap or by `use_local_assets(allowed_tile_hosts=…)`.
 
 `render_fragment` renders a map for a Django template as three parts: `head` (the asset links
 and the map's size, for {% block head %}), `html` (the map's <div>) and `script` (its
@@ -15,6 +17,7 @@ a stand-alone map (html and body at 100 % height without margins) are left out.
 """
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -26,11 +29,22 @@ from django.utils.translation import gettext as _
 from folium.elements import JSCSSMixin
 from folium.raster_layers import ImageOverlay, TileLayer, WmsTileLayer
 
+from maps import basemaps
+
 # folium's asset names (folium.folium._default_js / _default_css) → files under static/.
 LOCAL_ASSETS = {
     "leaflet": "vendor/leaflet-1.9.3/leaflet.js",
     "leaflet_css": "vendor/leaflet-1.9.3/leaflet.css",
     "jquery": "vendor/jquery-3.7.1/jquery.min.js",
+    # folium.plugins.MarkerCluster
+    "markerclusterjs": "vendor/leaflet.markercluster-1.1.0/leaflet.markercluster.js",
+    "markerclustercss": "vendor/leaflet.markercluster-1.1.0/MarkerCluster.css",
+    "markerclusterdefaultcss": "vendor/leaflet.markercluster-1.1.0/MarkerCluster.Default.css",
+    # folium.plugins.HeatMap
+    "leaflet-heat.js": "vendor/leaflet.heat-0.2.0/leaflet_heat.min.js",
+    # folium.plugins.Fullscreen
+    "Control.Fullscreen.js": "vendor/leaflet.fullscreen-3.0.0/Control.FullScreen.js",
+    "Control.FullScreen.css": "vendor/leaflet.fullscreen-3.0.0/Control.FullScreen.css",
 }
 # Assets folium loads by default that the maps do without (they serve folium.Icon only).
 DROPPED_ASSETS = frozenset(
@@ -86,11 +100,25 @@ def _is_foreign(url) -> bool:
     return isinstance(url, str) and bool(urlsplit(url).netloc)
 
 
-def use_local_assets(fmap: folium.Map) -> folium.Map:
+def _foreign_tiles(element, allowed_tile_hosts: frozenset[str]) -> str | None:
+    """The URL of a tile layer that reaches a host outside `allowed_tile_hosts`, else None."""
+    url = getattr(element, "tiles", None) or getattr(element, "url", None)
+    if not _is_foreign(url):
+        return None
+    subdomains = getattr(element, "options", {}).get("subdomains", "abc")
+    return None if basemaps.tile_hosts(url, subdomains) <= allowed_tile_hosts else url
+
+
+def use_local_assets(
+    fmap: folium.Map, allowed_tile_hosts: Collection[str] = frozenset()
+) -> folium.Map:
     """Make `fmap` and every element in it load their assets from this app (see above).
 
-    Idempotent; returns the map. Raises ForeignAsset for anything without a local copy.
+    Tile layers may load tiles from `allowed_tile_hosts` (host names, each {s} subdomain
+    counted; e.g. `basemaps.current().hosts`), and from nowhere else. Idempotent; returns the
+    map. Raises ForeignAsset for anything without a local copy.
     """
+    allowed_tile_hosts = frozenset(allowed_tile_hosts)
     for element in _walk(fmap.get_root()):
         if type(element) is folium.Icon:
             raise ForeignAsset(
@@ -99,10 +127,10 @@ def use_local_assets(fmap: folium.Map) -> folium.Map:
                     "CircleMarker, Marker with the default icon or DivIcon"
                 )
             )
-        if isinstance(element, TileLayer | WmsTileLayer) and _is_foreign(element.tiles):
-            raise ForeignAsset(
-                _("the tile layer %(url)s is on another host") % {"url": element.tiles}
-            )
+        if isinstance(element, TileLayer | WmsTileLayer) and (
+            url := _foreign_tiles(element, allowed_tile_hosts)
+        ):
+            raise ForeignAsset(_("the tile layer %(url)s is on another host") % {"url": url})
         if isinstance(element, ImageOverlay) and _is_foreign(getattr(element, "url", None)):
             raise ForeignAsset(_("the image %(url)s is on another host") % {"url": element.url})
         if isinstance(element, JSCSSMixin):
@@ -148,9 +176,17 @@ def _check_links(header: Element) -> None:
                 child.url = _local(name, child.url, child)
 
 
-def render_fragment(fmap: folium.Map) -> MapFragment:
-    """Render `fmap` with local assets as a MapFragment (see the module docstring)."""
-    use_local_assets(fmap)
+def render_fragment(
+    fmap: folium.Map, allowed_tile_hosts: Collection[str] | None = None
+) -> MapFragment:
+    """Render `fmap` with local assets as a MapFragment (see the module docstring).
+
+    Tile layers may use the hosts of the configured basemap (`basemaps.current()`), or of
+    `allowed_tile_hosts` if given.
+    """
+    if allowed_tile_hosts is None:
+        allowed_tile_hosts = basemaps.current().hosts
+    use_local_assets(fmap, allowed_tile_hosts)
     figure = fmap.get_root()
     for child in figure._children.values():
         child.render()

@@ -2,18 +2,23 @@
 
 Coordinates are WGS84, longitude first, as everywhere in weige; folium wants latitude first
 and the builders turn them around. Boundaries are GeoJSON geometry dicts (e.g.
-``json.loads(version.geom.geojson)``). No tile basemap is loaded by default: the maps must
-work on a network without internet access, so they show the boundaries on a plain
-background. Render the result with maps.assets.render_fragment.
+``json.loads(version.geom.geojson)``). Each builder takes a `basemap` (maps.basemaps; the
+configured one, WEIGE_BASEMAP, by default): its tiles go under the overlays, and on a GCJ-02
+basemap (AMap) every boundary and point is drawn shifted to GCJ-02 so that it lines up with
+the tiles. The default basemap is none: the maps must work on a network without internet
+access, so they show the boundaries on a plain background. Render the result with
+maps.assets.render_fragment.
 """
 
 import html
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import folium
 import shapely.geometry
 
+from maps import basemaps
+from maps.basemaps import Basemap
 from maps.elements import PointPicker
 
 # How each kind of boundary is drawn (Leaflet path options).
@@ -53,18 +58,29 @@ def _bounds(
     return [[min(south), min(west)], [max(north), max(east)]]
 
 
-def _new_map(center: tuple[float, float] | None, height: int) -> folium.Map:
+def _new_map(center: tuple[float, float] | None, height: int, basemap: Basemap) -> folium.Map:
+    """A map on `basemap`; `center` (lon, lat) is already in the basemap's coordinates."""
     location = [center[1], center[0]] if center else None
-    return folium.Map(
+    fmap = folium.Map(
         location=location,
         zoom_start=16,
         tiles=None,
         height=height,
         control_scale=True,
     )
+    return basemaps.add_basemap(fmap, basemap)
 
 
-def add_boundaries(fmap: folium.Map, boundaries: Iterable[Boundary]) -> None:
+def _displayed(boundaries: Iterable[Boundary], basemap: Basemap) -> list[Boundary]:
+    """The boundaries with their geometries in the basemap's coordinates (one conversion)."""
+    boundaries = list(boundaries)
+    shown = basemaps.to_display(
+        {"type": "GeometryCollection", "geometries": [b.geometry for b in boundaries]}, basemap
+    )["geometries"]
+    return [replace(b, geometry=g) for b, g in zip(boundaries, shown, strict=True)]
+
+
+def _draw_boundaries(fmap: folium.Map, boundaries: Iterable[Boundary]) -> None:
     for boundary in boundaries:
         style = STYLES.get(boundary.role, STYLES["microgrid"])
         folium.GeoJson(
@@ -79,6 +95,15 @@ def add_boundaries(fmap: folium.Map, boundaries: Iterable[Boundary]) -> None:
         ).add_to(fmap)
 
 
+def add_boundaries(
+    fmap: folium.Map, boundaries: Iterable[Boundary], basemap: Basemap | None = None
+) -> None:
+    """Draw the (WGS84) boundaries on `fmap`, shifted for `basemap` (default: the configured
+    one), which must be the basemap the map was built on."""
+    basemap = basemaps.current() if basemap is None else basemap
+    _draw_boundaries(fmap, _displayed(boundaries, basemap))
+
+
 def _fit(fmap: folium.Map, bounds) -> None:
     if bounds and bounds[0] != bounds[1]:
         fmap.fit_bounds(bounds, max_zoom=18)
@@ -90,10 +115,15 @@ def incident_map(
     *,
     label: str = "",
     height: int = 320,
+    basemap: Basemap | None = None,
 ) -> folium.Map:
-    """An incident's point (lon, lat) with the outlines of its units, fitted to both."""
-    fmap = _new_map(point, height)
-    add_boundaries(fmap, boundaries)
+    """An incident's point (lon, lat) with the outlines of its units, fitted to both, on
+    `basemap` (default: the configured one)."""
+    basemap = basemaps.current() if basemap is None else basemap
+    shown = _displayed(boundaries, basemap)
+    point = basemaps.display_point(point, basemap)
+    fmap = _new_map(point, height, basemap)
+    _draw_boundaries(fmap, shown)
     folium.CircleMarker(
         location=[point[1], point[0]],
         radius=8,
@@ -104,7 +134,7 @@ def incident_map(
         fill_opacity=1.0,
         tooltip=folium.Tooltip(_text(label)) if label else None,
     ).add_to(fmap)
-    _fit(fmap, _bounds(boundaries, [point]))
+    _fit(fmap, _bounds(shown, [point]))
     return fmap
 
 
@@ -115,13 +145,22 @@ def picker_map(
     center: tuple[float, float] | None = None,
     inputs: tuple[str, str, str] = ("id_lon", "id_lat", "id_crs"),
     height: int = 360,
+    basemap: Basemap | None = None,
 ) -> folium.Map:
     """A map to pick a point on by clicking (maps.elements.PointPicker fills the inputs
-    with these ids: lon, lat, crs), showing `boundaries`, centred on the point if given."""
-    fmap = _new_map(point or center, height)
-    add_boundaries(fmap, boundaries)
+    with these ids: lon, lat, crs), showing `boundaries`, centred on the point if given
+    (`point` and `center` are WGS84). On a GCJ-02 `basemap` a click gives GCJ-02
+    coordinates and sets the CRS input to "gcj02"."""
+    basemap = basemaps.current() if basemap is None else basemap
+    shown = _displayed(boundaries, basemap)
+    if point is not None:
+        point = basemaps.display_point(point, basemap)
+    if center is not None:
+        center = basemaps.display_point(center, basemap)
+    fmap = _new_map(point or center, height, basemap)
+    _draw_boundaries(fmap, shown)
     lon_input, lat_input, crs_input = inputs
-    fmap.add_child(PointPicker(lon_input, lat_input, crs_input, point=point))
+    fmap.add_child(PointPicker(lon_input, lat_input, crs_input, point=point, crs=basemap.crs))
     if point is None:
-        _fit(fmap, _bounds(boundaries, []))
+        _fit(fmap, _bounds(shown, []))
     return fmap

@@ -6,11 +6,13 @@ from folium.template import Template
 
 class PointPicker(MacroElement):
     """Click the map to pick a point: a marker moves there and the form inputs with ids
-    `lon_input` and `lat_input` get its WGS84 coordinates (6 decimals, about 0.1 m), the
-    select `crs_input` is set to "wgs84", and each changed input fires a "change" event.
+    `lon_input` and `lat_input` get its coordinates (6 decimals, about 0.1 m), the select
+    `crs_input` is set to the map's coordinate system `crs` ("wgs84", or "gcj02" on a GCJ-02
+    basemap, see maps.basemaps), and each changed input fires a "change" event.
 
-    Typing into the inputs moves the marker too when the CRS is WGS84 (other CRSs are
-    converted by the server, not in the browser). `point` is the initial (lon, lat), if any.
+    Typing into the inputs moves the marker too when the selected CRS is the map's (other
+    CRSs are converted by the server, not in the browser). `point` is the initial (lon, lat)
+    in the map's coordinate system, if any.
     """
 
     _template = Template(
@@ -38,13 +40,13 @@ class PointPicker(MacroElement):
             }
             map.on("click", function (e) {
                 place(e.latlng);
-                set(crs, "wgs84");
+                set(crs, {{ this.crs|tojson }});
                 set(lon, e.latlng.lng.toFixed(6));
                 set(lat, e.latlng.lat.toFixed(6));
             });
             function typed() {
                 var x = parseFloat(lon && lon.value), y = parseFloat(lat && lat.value);
-                if ((!crs || crs.value === "wgs84") && isFinite(x) && isFinite(y)
+                if ((!crs || crs.value === {{ this.crs|tojson }}) && isFinite(x) && isFinite(y)
                         && Math.abs(x) <= 180 && Math.abs(y) <= 90) {
                     place([y, x]);
                 }
@@ -63,6 +65,7 @@ class PointPicker(MacroElement):
         lat_input: str = "id_lat",
         crs_input: str = "id_crs",
         point: tuple[float, float] | None = None,
+        crs: str = "wgs84",
     ):
         super().__init__()
         self._name = "PointPicker"
@@ -70,3 +73,4 @@ class PointPicker(MacroElement):
         self.lat_input = lat_input
         self.crs_input = crs_input
         self.point = point
+        self.crs = crs
