@@ -6,6 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PACKAGES := gdal-bin libsqlite3-mod-spatialite
+# The browser tests' headless Chromium (driven by Playwright) and CJK fonts for the
+# Chinese labels in their screenshots; installed by `make test` only.
+TEST_APT_PACKAGES := chromium fonts-noto-cjk
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -15,6 +18,7 @@ run: setup migrate demo
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
 test: setup
+	@$(MAKE) --no-print-directory system-packages APT_PACKAGES="$(TEST_APT_PACKAGES)"
 	$(PY) -m pytest
 
 setup: system-packages $(STAMP)

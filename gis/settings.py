@@ -206,3 +206,18 @@ WEIGE_TIANDITU_KEY = os.environ.get("WEIGE_TIANDITU_KEY", "")
 WEIGE_OPEN311_API_KEYS = [
     key for key in os.environ.get("WEIGE_OPEN311_API_KEYS", "").split(",") if key.strip()
 ]
+
+# --- Maps ------------------------------------------------------------------------------------
+# A grid is "thin" on the coverage map with fewer grid members (full- and part-time) per 100
+# households than this (0.3: one member per ~330 households, DOMAIN.md §1).
+WEIGE_MEMBERS_PER_100_HOUSEHOLDS = float(os.environ.get("WEIGE_MEMBERS_PER_100_HOUSEHOLDS", "0.3"))
+# Prepared unit outlines and coverage-check results (maps.geometry_cache), shared by the
+# server's workers; keys carry the boundary state, so edits never show stale outlines.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "maps": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache" / "maps"),
+        "OPTIONS": {"MAX_ENTRIES": 200},
+    },
+}

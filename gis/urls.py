@@ -12,5 +12,6 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("open311/v2/", include("incidents.open311.urls")),
     path("", include("incidents.urls")),
+    path("", include("maps.urls")),
     path("", include("grids.urls")),
 ]

@@ -1,0 +1,364 @@
+"""The coverage map of a district-scale city in headless Chromium, against a naive page.
+
+    .venv/bin/python bench/map_page.py [--scale 16] [--runs 3]
+
+The city is `load_demo --scale N` in var/bench-<N>.sqlite3 (loaded once, shared with the
+other benchmarks; scale 16 has ~15,000 micro-grids). The app runs under granian (the
+production server, static files served by granian from `collectstatic`), and Chromium
+(/usr/bin/chromium or WEIGE_CHROMIUM, driven by Playwright) opens, each in a fresh
+browser context with an empty cache:
+
+- ours, district zoom: /maps/coverage/ as it opens (fitted to the district, grids drawn);
+- ours, community zoom: /maps/coverage/?lat=…&lon=…&zoom=15 on one community, then the
+  "micro-grids" choice in the layer control (what a planner looks at);
+- the baseline: a folium page that inlines every current micro-grid with folium.GeoJson
+  (the usual way to put a layer on a folium map), served the same way.
+
+Each page is loaded once after the server starts (reported as "cold": the server's
+processes load the prepared outlines into memory on their first layer request), then
+`--runs` times.
+
+Measured per page: bytes transferred (the sum of Chromium's encodedDataLength over every
+response, from the DevTools protocol) and the time from navigation start until the first
+feature is drawn (a path element appearing in Leaflet's overlay pane, seen by a
+MutationObserver installed before the page's own scripts), the median over `--runs`
+loads. Results are printed as a Markdown table and written as JSON under bench/results/.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from run import save_results
+
+BASE = Path(__file__).resolve().parents[1]
+PY = sys.executable
+USER, PASSWORD = "bench-map", "bench-map-password-1"
+FIRST_PATH_SCRIPT = """
+(() => {
+    window.__firstFeature = null;
+    const seen = () => {
+        if (window.__firstFeature === null
+                && document.querySelector(
+                    ".leaflet-overlay-pane path, .leaflet-marker-pane .leaflet-marker-icon")) {
+            window.__firstFeature = performance.now();
+        }
+    };
+    new MutationObserver(seen).observe(document, {childList: true, subtree: true});
+})();
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def internal(what: str, *args) -> None:
+    """Inside Django (DATABASE_URL set): prepare the user, the naive page, a community."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gis.settings")
+    django.setup()
+    import folium
+    from django.contrib.auth import get_user_model
+
+    from grids.models import BoundaryVersion
+    from maps.assets import use_local_assets
+
+    if what == "prepare":
+        incidents_wanted = int(args[1])
+        from incidents.models import Incident
+
+        have = Incident.objects.count()
+        if have < incidents_wanted:
+            # the seeded points of bench/incident_import.py, imported the production way
+            from django.db.models import Min
+            from incident_import import write_points
+
+            from incidents.importing import ImportOptions, import_incidents
+            from incidents.models import Category
+
+            path = BASE / "var" / f"bench-incidents-{incidents_wanted}.csv"
+            if not path.exists():
+                micro = BoundaryVersion.objects.current().filter(unit__kind="microgrid")
+                bounds = [v.geom.extent for v in micro]
+                codes = sorted(Category.objects.filter(active=True).values_list("code", flat=True))
+                first = BoundaryVersion.objects.aggregate(first=Min("valid_from"))["first"]
+                write_points(path, incidents_wanted, bounds, codes, first)
+            import_incidents(path, ImportOptions(id_field="id", time_field="time"))
+        user, _ = get_user_model().objects.get_or_create(username=USER)
+        user.is_superuser = True
+        user.set_password(PASSWORD)
+        user.save()
+        # the naive baseline: every current micro-grid inlined in one folium map
+        versions = BoundaryVersion.objects.current().filter(unit__kind="microgrid")
+        features = [
+            {
+                "type": "Feature",
+                "geometry": json.loads(v.geom.geojson),
+                "properties": {"code": v.unit.code, "name": v.name},
+            }
+            for v in versions.select_related("unit")
+        ]
+        fmap = folium.Map(tiles=None, control_scale=True)
+        folium.GeoJson(
+            {"type": "FeatureCollection", "features": features},
+            name="micro-grids",
+            style_function=lambda _f: {"color": "#37474f", "weight": 1, "fillOpacity": 0.4},
+            tooltip=folium.GeoJsonTooltip(fields=["name", "code"]),
+        ).add_to(fmap)
+        use_local_assets(fmap)
+        fmap.fit_bounds(fmap.get_bounds())
+        target = Path(args[0])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fmap.save(str(target))
+        community = (
+            BoundaryVersion.objects.current().filter(unit__kind="community").order_by("id").first()
+        )
+        centre = community.geom.centroid
+        print(
+            json.dumps(
+                {
+                    "microgrids": len(features),
+                    "community": [centre.y, centre.x],
+                    "naive_bytes": target.stat().st_size,
+                    "incidents": Incident.objects.count(),
+                }
+            )
+        )
+
+
+def manage(env, *args, capture=False) -> str:
+    done = subprocess.run(
+        [PY, *args], env=env, cwd=BASE, stdout=subprocess.PIPE if capture else None, text=True
+    )
+    done.check_returncode()
+    return done.stdout.strip().splitlines()[-1] if capture else ""
+
+
+def wait_ready(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310 (local)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def measure(browser, base: str, path: str, cookies, after=None, wait_for=None) -> dict:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    if cookies:
+        context.add_cookies(cookies)
+    context.add_init_script(FIRST_PATH_SCRIPT)
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+    transferred = {"bytes": 0, "requests": 0}
+
+    def finished(event):
+        transferred["bytes"] += event.get("encodedDataLength", 0)
+        transferred["requests"] += 1
+
+    cdp.on("Network.loadingFinished", finished)
+    page.goto(base + path, wait_until="load", timeout=180_000)
+    page.wait_for_function("window.__firstFeature !== null", timeout=180_000)
+    first = page.evaluate("window.__firstFeature")
+    if after:
+        after(page)
+    if wait_for:
+        page.wait_for_function(wait_for, timeout=180_000)
+    page.wait_for_load_state("networkidle", timeout=180_000)
+    drawn = page.locator(".leaflet-overlay-pane path").count()
+    # when each request to the app started and ended, from navigation start (ms)
+    timings = page.evaluate(
+        """() => performance.getEntriesByType("resource")
+            .filter(e => e.name.includes("/maps/layers/"))
+            .map(e => [e.name.split("/maps/layers/")[1].split("?")[0],
+                       Math.round(e.startTime), Math.round(e.responseEnd)])"""
+    )
+    context.close()
+    return {
+        "bytes": transferred["bytes"],
+        "requests": transferred["requests"],
+        "first_feature_ms": round(first, 1),
+        "paths_drawn": drawn,
+        "layer_requests": timings,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--incidents", type=int, default=100_000, help="incidents the city has at least"
+    )
+    parser.add_argument("--internal", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.internal:
+        return internal(*args.internal)
+    from playwright.sync_api import sync_playwright
+
+    db = BASE / "var" / f"bench-{args.scale}.sqlite3"
+    static_root = BASE / "var" / "static"  # settings.STATIC_ROOT
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"spatialite:///{db}",
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "WEIGE_VAR_DIR": str(BASE / "var"),
+        "PYTHONPATH": str(BASE),
+    }
+    manage(env, "manage.py", "migrate", "-v0")
+    if not db.exists() or "microgrid" not in manage(
+        env,
+        "manage.py",
+        "shell",
+        "-c",
+        "from grids.models import Unit;"
+        "print('microgrid' if Unit.objects.filter(kind='microgrid').exists() else 'none')",
+        capture=True,
+    ):
+        manage(env, "manage.py", "load_demo", "--scale", str(args.scale))
+    manage(env, "manage.py", "collectstatic", "--noinput", "-v0")
+    naive_file = static_root / "bench" / "naive-coverage.html"
+    facts = json.loads(
+        manage(
+            env,
+            __file__,
+            "--internal",
+            "prepare",
+            str(naive_file),
+            str(args.incidents),
+            capture=True,
+        )
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            str(Path(PY).with_name("granian")),
+            "--interface=wsgi",
+            "--workers=2",
+            "--blocking-threads=1",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--static-path-mount={static_root}",
+            "--log-level=warning",
+            "--no-ws",
+            "gis.wsgi:application",
+        ],
+        env=env,
+        cwd=BASE,
+        start_new_session=True,
+    )
+    results = {
+        "microgrids": facts["microgrids"],
+        "incidents": facts["incidents"],
+        "runs": args.runs,
+        "pages": {},
+    }
+    try:
+        wait_ready(base + "/login/")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=os.environ.get("WEIGE_CHROMIUM", "/usr/bin/chromium"),
+                args=[
+                    "--no-sandbox",
+                    "--headless",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                ],
+            )
+            login = browser.new_context()
+            page = login.new_page()
+            page.goto(base + "/login/")
+            page.fill("input[name=username]", USER)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/login/" not in url)
+            cookies = login.cookies()
+            login.close()
+            lat, lon = facts["community"]
+
+            def choose_microgrids(page):  # the second choice of the layer control
+                page.locator(".leaflet-control-layers-base input[type=radio]").nth(1).check()
+
+            scenarios = {
+                "ours_district": (
+                    "/maps/coverage/",
+                    None,
+                    "document.querySelector('.folium-map').dataset.drawnGrids !== undefined",
+                ),
+                "ours_community": (
+                    f"/maps/coverage/?lat={lat:.6f}&lon={lon:.6f}&zoom=15",
+                    choose_microgrids,
+                    "document.querySelector('.folium-map').dataset.drawnMicrogrids > 0",
+                ),
+                "naive": ("/static/bench/naive-coverage.html", None, None),
+                "ours_hazards_district": (
+                    "/maps/hazards/",
+                    None,
+                    "document.querySelector('.folium-map').dataset.drawnIncidents !== undefined",
+                ),
+            }
+            for name, (path, after, wait_for) in scenarios.items():
+                # the first load after start: each server process prepares its caches
+                cold = measure(browser, base, path, cookies, after, wait_for)
+                runs = [
+                    measure(browser, base, path, cookies, after, wait_for) for _ in range(args.runs)
+                ]
+                results["pages"][name] = {
+                    "path": path,
+                    "cold": cold,
+                    "bytes": statistics.median(r["bytes"] for r in runs),
+                    "first_feature_ms": statistics.median(r["first_feature_ms"] for r in runs),
+                    "paths_drawn": runs[-1]["paths_drawn"],
+                    "requests": runs[-1]["requests"],
+                    "all": runs,
+                }
+            browser.close()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    pages = results["pages"]
+    naive = pages["naive"]
+    for name in ("ours_district", "ours_community"):
+        pages[name]["bytes_vs_naive"] = round(pages[name]["bytes"] / naive["bytes"], 4)
+        pages[name]["time_vs_naive"] = round(
+            pages[name]["first_feature_ms"] / naive["first_feature_ms"], 4
+        )
+    save_results("map-page", results)
+    print()
+    print(
+        "| page | bytes transferred | vs naive | first features drawn | vs naive "
+        "| first load after start | paths drawn |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, r in pages.items():
+        ratio_b = f"{r['bytes_vs_naive']:.3f}×" if "bytes_vs_naive" in r else "—"
+        ratio_t = f"{r['time_vs_naive']:.3f}×" if "time_vs_naive" in r else "—"
+        print(
+            f"| {name} | {r['bytes'] / 1e6:.2f} MB | {ratio_b} | {r['first_feature_ms']:.0f} ms "
+            f"| {ratio_t} | {r['cold']['first_feature_ms']:.0f} ms | {r['paths_drawn']:,} |"
+        )
+    print(
+        f"\nmicro-grids in the city: {results['microgrids']:,}; incidents: {results['incidents']:,}"
+    )
+
+
+if __name__ == "__main__":
+    main()

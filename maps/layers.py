@@ -1,0 +1,710 @@
+"""Map layers as GeoJSON: what the map pages draw, by box and zoom, within the user's scope.
+
+Every layer starts from grids.scoping.in_scope (units, workstations) or
+incidents.selectors.incidents_for (incidents) — the same functions as the lists — so a map
+never shows more than the user's lists. Outlines come from maps.geometry_cache (simplified
+per zoom band, cached per boundary state); everything else (staff, incidents, problems) is
+read per request.
+
+Layers (LAYERS names them for the endpoint):
+- ``units``: grids or micro-grids (``kind``) with their staffing coverage — grid chief,
+  grid members per 100 households, micro-grid liaison, building heads — households,
+  population, a coverage band (STAFFING_BANDS) and the coverage problems naming them;
+- ``problems``: gaps, overlaps, slivers and parts outside the parent from the coverage check
+  of grids and micro-grids, as points;
+- ``courtyards``: current courtyards, a merged one as one outline with its former
+  compounds as separate features (``former``: true);
+- ``workstations``: grid workstations with their served units, staff, open and overdue
+  incidents and the on-time closure rate of the last 30 days; ``workstation_units``: the
+  outlines of the units they serve;
+- ``incidents``: incident points clustered on the server per screen cell at the requested
+  zoom, the incident list's filters applied; ``incident_heat``: the same points as heat-map
+  cells; ``incident_density``: grids with their number of open incidents.
+
+Coordinates are WGS84 unless the basemap is GCJ-02 (maps.basemaps): then every coordinate
+of every layer, and the requested box, are GCJ-02.
+"""
+
+import datetime
+import hashlib
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from django.conf import settings
+from django.contrib.gis.db.models.functions import GeoFunc
+from django.contrib.gis.geos import Polygon
+from django.core.cache import caches
+from django.db.models import Case, Count, FloatField, Prefetch, Q, When, prefetch_related_objects
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from gis.crs import gcj02_to_wgs84, transform_geometry, wgs84_to_gcj02
+from grids.coverage_check import check_unit_coverage
+from grids.geometry import to_shapely
+from grids.kinds import UnitKind
+from grids.models import (
+    BoundaryVersion,
+    ChangeKind,
+    Lineage,
+    Role,
+    StaffAssignment,
+    Unit,
+    Workstation,
+)
+from grids.scoping import in_scope
+from incidents.kpis import indicators_of_units
+from incidents.models import Incident
+from incidents.selectors import filter_incidents, incidents_for
+from incidents.workflow import FINAL_STATES
+from maps import geometry_cache
+from maps.geometry_cache import CACHE_ALIAS, CACHE_SECONDS, band_for, boundary_state, outlines
+
+MEMBER_ROLES = (Role.FULLTIME_MEMBER, Role.PARTTIME_MEMBER)
+# Coverage bands of the "units" layer (colours in maps.styles):
+#   grid:       missing = no grid chief; thin = fewer members per 100 households than
+#               settings.WEIGE_MEMBERS_PER_100_HOUSEHOLDS; ok otherwise.
+#   micro-grid: missing = no micro-grid liaison; thin = no building head; ok otherwise.
+STAFFING_BANDS = ("ok", "thin", "missing")
+COVERAGE_KINDS = (UnitKind.GRID, UnitKind.MICROGRID)
+CLUSTER_CELL_PX = 60
+HEAT_CELL_PX = 12
+# At this zoom and beyond every incident is its own marker.
+SINGLE_MARKERS_ZOOM = 18
+
+
+class LayerError(ValueError):
+    """A wrong layer parameter; the message names it."""
+
+
+@dataclass(frozen=True)
+class View:
+    """What the browser shows: a box (x0, y0, x1, y1 in the display CRS, or None for the
+    whole layer), the zoom (None: full detail) and the display CRS."""
+
+    box: tuple[float, float, float, float] | None = None
+    zoom: int | None = None
+    crs: str = "wgs84"
+
+    @property
+    def band(self) -> int:
+        return geometry_cache.FULL_DETAIL if self.zoom is None else band_for(self.zoom)
+
+
+def parse_view(params, crs: str) -> View:
+    """The View from ``bbox=x0,y0,x1,y1`` and ``zoom=z`` (both optional)."""
+    box = None
+    raw = params.get("bbox")
+    if raw:
+        try:
+            box = tuple(float(v) for v in raw.split(","))
+        except ValueError:
+            box = ()
+        if len(box) != 4 or not all(math.isfinite(v) for v in box):
+            raise LayerError(_("bbox=%(raw)r must be four numbers x0,y0,x1,y1") % {"raw": raw})
+        if box[0] > box[2] or box[1] > box[3]:
+            raise LayerError(_("bbox=%(raw)r: x0 > x1 or y0 > y1") % {"raw": raw})
+    zoom = None
+    raw = params.get("zoom")
+    if raw:
+        try:
+            zoom = int(raw)
+        except ValueError:
+            zoom = -1
+        if not 0 <= zoom <= 24:
+            raise LayerError(_("zoom=%(raw)r must be a whole number 0–24") % {"raw": raw})
+    return View(box, zoom, crs)
+
+
+# --------------------------------------------------------------------------------------------
+# GeoJSON output
+
+
+def feature_collection(features: Iterable[str], **members) -> str:
+    """A FeatureCollection text from feature texts (plus top-level members, e.g. counts)."""
+    head = "".join(
+        f"{json.dumps(k)}:{json.dumps(v, ensure_ascii=False)}," for k, v in members.items()
+    )
+    return '{"type":"FeatureCollection",' + head + '"features":[' + ",".join(features) + "]}"
+
+
+def feature(geometry: str, properties: dict, fid=None) -> str:
+    ident = f'"id":{json.dumps(fid)},' if fid is not None else ""
+    props = json.dumps(properties, ensure_ascii=False, separators=(",", ":"))
+    return f'{{"type":"Feature",{ident}"geometry":{geometry},"properties":{props}}}'
+
+
+def point(lon: float, lat: float, decimals: int = 6) -> str:
+    return f'{{"type":"Point","coordinates":[{round(lon, decimals)},{round(lat, decimals)}]}}'
+
+
+def to_display(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    if crs == "gcj02" and len(lon):
+        return wgs84_to_gcj02(lon, lat)
+    return lon, lat
+
+
+def box_in_wgs84(view: View) -> tuple[float, float, float, float] | None:
+    if view.box is None:
+        return None
+    x0, y0, x1, y1 = view.box
+    if view.crs == "gcj02":
+        xs, ys = gcj02_to_wgs84(np.array([x0, x1, x0, x1]), np.array([y0, y0, y1, y1]))
+        margin = 0.001  # the shift varies by a few metres across a box: keep the edges
+        return (xs.min() - margin, ys.min() - margin, xs.max() + margin, ys.max() + margin)
+    return view.box
+
+
+def unit_url(code: str) -> str:
+    return reverse("map-unit", args=[code])
+
+
+# --------------------------------------------------------------------------------------------
+# Units and staffing coverage
+
+
+def _selected(kind: str, user, view: View, extra: Q | None = None):
+    """(outlines, indexes, units by id) of the current `kind` units in the box and scope."""
+    prepared = outlines(kind, view.crs)
+    units = in_scope(Unit.objects.filter(kind=kind, retired_on__isnull=True), user)
+    if extra is not None:
+        units = units.filter(extra)
+    allowed = set(units.values_list("id", flat=True))
+    picked = [i for i in prepared.in_box(view.box) if int(prepared.unit_ids[i]) in allowed]
+    return prepared, picked
+
+
+def _unit_rows(ids: list[int]) -> dict[int, dict]:
+    rows = Unit.objects.filter(pk__in=ids).values(
+        "id", "code", "name", "kind", "households", "population", "parent__name"
+    )
+    return {r["id"]: r for r in rows}
+
+
+def _staff(ids: list[int], day: datetime.date) -> dict[int, list[tuple[str, str]]]:
+    """(role, name) of the staff assigned on `day` to each unit."""
+    found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    rows = (
+        StaffAssignment.objects.active_on(day)
+        .filter(unit_id__in=ids)
+        .order_by("unit_id", "role", "member__name")
+        .values_list("unit_id", "role", "member__name")
+    )
+    for unit_id, role, name in rows:
+        found[unit_id].append((role, name))
+    return found
+
+
+def staffing(kind: str, households: int, staff: list[tuple[str, str]]) -> dict:
+    """The staffing facts and coverage band of one grid or micro-grid (STAFFING_BANDS)."""
+    roles = Counter(role for role, _name in staff)
+    chiefs = [name for role, name in staff if role == Role.GRID_CHIEF]
+    liaisons = [name for role, name in staff if role == Role.MICROGRID_LIAISON]
+    members = sum(roles[r] for r in MEMBER_ROLES)
+    per_100 = round(members * 100 / households, 2) if households else None
+    facts = {
+        "chief": "、".join(chiefs),
+        "members": members,
+        "members_per_100_households": per_100,
+        "liaison": "、".join(liaisons),
+        "building_heads": roles[Role.BUILDING_HEAD],
+    }
+    if kind == UnitKind.GRID:
+        if not chiefs:
+            band = "missing"
+        elif households and members * 100 / households < settings.WEIGE_MEMBERS_PER_100_HOUSEHOLDS:
+            band = "thin"
+        else:
+            band = "ok"
+    elif not liaisons:
+        band = "missing"
+    elif not roles[Role.BUILDING_HEAD]:
+        band = "thin"
+    else:
+        band = "ok"
+    facts["band"] = band
+    return facts
+
+
+def units_layer(user, kind: str, view: View) -> str:
+    if kind not in COVERAGE_KINDS:
+        raise LayerError(
+            _("kind=%(raw)r is not one of %(known)s")
+            % {"raw": kind, "known": ", ".join(COVERAGE_KINDS)}
+        )
+    prepared, picked = _selected(kind, user, view)
+    ids = [int(prepared.unit_ids[i]) for i in picked]
+    rows = _unit_rows(ids)
+    staff = _staff(ids, timezone.localdate())
+    problems = problem_codes(kind)
+    texts = prepared.geojson[view.band]
+    features = []
+    for i, unit_id in zip(picked, ids, strict=True):
+        row = rows[unit_id]
+        # Kept small: thousands of these travel at district zoom. The unit's page is
+        # /maps/units/<code>/ (layers.js builds the link), its kind is the collection's.
+        properties = {
+            "code": row["code"],
+            "name": row["name"],
+            "households": row["households"],
+            "population": row["population"],
+            **staffing(kind, row["households"], staff.get(unit_id, [])),
+            "problems": problems.get(row["code"], 0),
+        }
+        features.append(feature(texts[i], properties, row["code"]))
+    return feature_collection(features, kind=kind)
+
+
+# --------------------------------------------------------------------------------------------
+# Coverage problems
+
+
+def coverage_problems(kind: str) -> list[dict]:
+    """The coverage check of the current `kind` units (all of them), cached per boundary
+    state of the kind and of its parents."""
+    parent_kinds = {UnitKind.GRID: (UnitKind.COMMUNITY, UnitKind.VILLAGE)}.get(
+        kind, (UnitKind.GRID,)
+    )
+    state = "|".join(boundary_state(k) for k in (kind, *parent_kinds))
+    key = f"problems:{kind}:{state}"
+    found = caches[CACHE_ALIAS].get(key)
+    if found is None:
+        report = check_unit_coverage(kind)
+        found = [p.to_dict() for p in report.problems]
+        caches[CACHE_ALIAS].set(key, found, CACHE_SECONDS)
+    return found
+
+
+def problem_codes(kind: str) -> dict[str, int]:
+    counts: Counter = Counter()
+    for problem in coverage_problems(kind):
+        counts.update(problem["codes"])
+    return dict(counts)
+
+
+def problems_layer(user, view: View) -> str:
+    visible = set(
+        in_scope(
+            Unit.objects.filter(kind__in=COVERAGE_KINDS, retired_on__isnull=True), user
+        ).values_list("code", flat=True)
+    )
+    found = []
+    for kind in COVERAGE_KINDS:
+        for problem in coverage_problems(kind):
+            if problem["location"] and visible.intersection(problem["codes"]):
+                found.append((kind, problem))
+    if not found:
+        return feature_collection([])
+    lon = np.array([p["location"][0] for _k, p in found])
+    lat = np.array([p["location"][1] for _k, p in found])
+    lon, lat = to_display(lon, lat, view.crs)
+    features = []
+    for (kind, problem), x, y in zip(found, lon, lat, strict=True):
+        if view.box and not (view.box[0] <= x <= view.box[2] and view.box[1] <= y <= view.box[3]):
+            continue
+        properties = {
+            "kind": kind,
+            "type": problem["type"],
+            "severity": problem["severity"],
+            "message": problem["message"],
+            "codes": [c for c in problem["codes"] if c in visible],
+            "area_m2": round(problem["area_m2"], 1) if problem.get("area_m2") else None,
+        }
+        features.append(feature(point(float(x), float(y)), properties))
+    return feature_collection(features)
+
+
+# --------------------------------------------------------------------------------------------
+# Courtyards
+
+
+def courtyards_layer(user, view: View) -> str:
+    prepared, picked = _selected(UnitKind.COURTYARD, user, view)
+    ids = [int(prepared.unit_ids[i]) for i in picked]
+    rows = _unit_rows(ids)
+    staff = _staff(ids, timezone.localdate())
+    version_ids = [int(prepared.version_ids[i]) for i in picked]
+    merged = dict(
+        BoundaryVersion.objects.filter(pk__in=version_ids, change=ChangeKind.MERGED).values_list(
+            "id", "unit_id"
+        )
+    )
+    texts = prepared.geojson[view.band]
+    features = []
+    for i, unit_id in zip(picked, ids, strict=True):
+        row = rows[unit_id]
+        roles = Counter(role for role, _name in staff.get(unit_id, []))
+        properties = {
+            "code": row["code"],
+            "name": row["name"],
+            "kind": UnitKind.COURTYARD,
+            "households": row["households"],
+            "population": row["population"],
+            "building_heads": roles[Role.BUILDING_HEAD],
+            "volunteers": roles[Role.PARTY_VOLUNTEER],
+            "merged": int(prepared.version_ids[i]) in merged,
+            "former": False,
+            "url": unit_url(row["code"]),
+        }
+        features.append(feature(texts[i], properties, row["code"]))
+    if merged:
+        features += _former_compounds(list(merged), rows, merged, view)
+    return feature_collection(features)
+
+
+def _former_compounds(version_ids, rows, merged, view: View) -> list[str]:
+    """The compounds a merged courtyard came from, as dashed outlines."""
+    lineage = Lineage.objects.filter(to_version_id__in=version_ids).select_related(
+        "from_version", "from_version__unit"
+    )
+    features = []
+    for link in lineage:
+        old = link.from_version
+        if view.crs == "gcj02":
+            text = shapely.to_geojson(transform_geometry(to_shapely(old.geom), "wgs84", "gcj02"))
+        else:
+            text = old.geom.json
+        into = rows[merged[link.to_version_id]]
+        properties = {
+            "code": old.unit.code,
+            "name": old.name,
+            "kind": UnitKind.COURTYARD,
+            "households": old.households,
+            "population": old.population,
+            "merged": False,
+            "former": True,
+            "merged_into": into["name"],
+            "merged_on": old.valid_to.isoformat() if old.valid_to else None,
+            "url": unit_url(into["code"]),
+        }
+        features.append(feature(text, properties, f"{old.unit.code}@{old.pk}"))
+    return features
+
+
+# --------------------------------------------------------------------------------------------
+# Workstations
+
+
+def _closure_30_days(units: list[Unit]) -> dict[int, tuple[int, int]]:
+    """(closed on time, due to close) over the last 30 days, per unit id."""
+    end = timezone.now()
+    found = indicators_of_units(units, end - datetime.timedelta(days=30), end)
+    return {pk: (i.closed_on_time, i.due_to_close) for pk, i in found.items()}
+
+
+# The incident column that names a unit of each kind (incidents are denormalised).
+INCIDENT_UNIT_FIELDS = {
+    UnitKind.STREET: "street_id",
+    UnitKind.COMMUNITY: "community_id",
+    UnitKind.VILLAGE: "community_id",
+    UnitKind.GRID: "grid_id",
+    UnitKind.MICROGRID: "unit_id",
+}
+
+
+def _open_counts(user, units: list[Unit]) -> dict[int, tuple[int, int]]:
+    """(open, overdue) incidents in each unit, in the user's scope: one grouped query per
+    unit kind, on the incident's column for that level."""
+    now = timezone.now()
+    found = {u.pk: (0, 0) for u in units}
+    base = incidents_for(user).exclude(state__in=FINAL_STATES).order_by()
+    by_kind: dict[str, list[int]] = defaultdict(list)
+    for unit in units:
+        if unit.kind in INCIDENT_UNIT_FIELDS:
+            by_kind[INCIDENT_UNIT_FIELDS[unit.kind]].append(unit.pk)
+    for field, ids in by_kind.items():
+        rows = (
+            base.filter(**{f"{field}__in": ids})
+            .values(field)
+            .annotate(open=Count("id"), overdue=Count("id", filter=Q(deadline__lt=now)))
+            .values_list(field, "open", "overdue")
+        )
+        for pk, n_open, n_overdue in rows:
+            found[pk] = (n_open, n_overdue)
+    return found
+
+
+def workstation_facts(user, stations: list[Workstation]) -> dict[int, dict]:
+    """Per workstation: served units, staff by role, open and overdue incidents and the
+    on-time closure rate of the last 30 days over its units."""
+    units = {u.pk: u for s in stations for u in s.units.all()}
+    staff = _staff(list(units), timezone.localdate())
+    closure = _closure_30_days(list(units.values()))
+    counts = _open_counts(user, list(units.values()))
+    facts = {}
+    labels = dict(Role.choices)
+    for station in stations:
+        served = list(station.units.all())
+        roles: Counter = Counter()
+        names: dict[str, list[str]] = defaultdict(list)
+        for unit in served:
+            for role, name in staff.get(unit.pk, []):
+                roles[role] += 1
+                names[role].append(name)
+        on_time = sum(closure[u.pk][0] for u in served)
+        due = sum(closure[u.pk][1] for u in served)
+        facts[station.pk] = {
+            "name": station.name,
+            "address": station.address,
+            "pilot": station.pilot,
+            "units": [{"code": u.code, "name": u.name, "url": unit_url(u.code)} for u in served],
+            "staff": [
+                {"role": str(labels.get(role, role)), "count": n, "names": names[role][:5]}
+                for role, n in sorted(roles.items())
+            ],
+            "open": sum(counts[u.pk][0] for u in served),
+            "overdue": sum(counts[u.pk][1] for u in served),
+            "on_time_closure_30d": round(on_time / due, 4) if due else None,
+            "due_to_close_30d": due,
+        }
+    return facts
+
+
+def scoped_workstations(user):
+    return in_scope(Workstation.objects.all(), user, "units").distinct().order_by("name")
+
+
+def with_units(stations: list[Workstation]) -> list[Workstation]:
+    """The stations with their served units loaded (the few fields the maps use)."""
+    units = Unit.objects.only("id", "code", "name", "path", "kind").order_by("code")
+    prefetch_related_objects(stations, Prefetch("units", queryset=units))
+    return stations
+
+
+# Workstation facts (incident counts, the 30-day closure rate) change slowly and cost a
+# KPI query over every served unit: they are kept this many seconds per user and stations,
+# in the cache the server's workers share.
+WORKSTATION_FACTS_SECONDS = 60
+
+
+def workstations_layer(user, view: View) -> str:
+    stations = list(scoped_workstations(user))
+    if not stations:
+        return feature_collection([])
+    lon = np.array([s.location.x for s in stations])
+    lat = np.array([s.location.y for s in stations])
+    lon, lat = to_display(lon, lat, view.crs)
+    shown = [
+        (station, float(x), float(y))
+        for station, x, y in zip(stations, lon, lat, strict=True)
+        if not view.box or (view.box[0] <= x <= view.box[2] and view.box[1] <= y <= view.box[3])
+    ]
+    if not shown:
+        return feature_collection([])
+    ids = ",".join(str(s.pk) for s, _x, _y in shown)
+    key = f"workstation-facts:{user.pk}:{hashlib.sha1(ids.encode()).hexdigest()}"
+    facts = caches[CACHE_ALIAS].get(key)
+    if facts is None:
+        facts = workstation_facts(user, with_units([s for s, _x, _y in shown]))
+        caches[CACHE_ALIAS].set(key, facts, WORKSTATION_FACTS_SECONDS)
+    features = [feature(point(x, y), facts[s.pk], s.pk) for s, x, y in shown]
+    return feature_collection(features)
+
+
+def workstation_units_layer(user, view: View) -> str:
+    served: dict[int, list[Workstation]] = defaultdict(list)
+    for station in with_units(list(scoped_workstations(user))):
+        for unit in station.units.all():
+            served[unit.pk].append(station)
+    kinds = set(Unit.objects.filter(pk__in=served).values_list("kind", flat=True))
+    features = []
+    for kind in sorted(kinds):
+        prepared, picked = _selected(kind, user, view, Q(pk__in=list(served)))
+        rows = _unit_rows([int(prepared.unit_ids[i]) for i in picked])
+        texts = prepared.geojson[view.band]
+        for i in picked:
+            unit_id = int(prepared.unit_ids[i])
+            stations = served[unit_id]
+            properties = {
+                "code": rows[unit_id]["code"],
+                "name": rows[unit_id]["name"],
+                "kind": kind,
+                "workstations": [s.name for s in stations],
+                "pilot": any(s.pilot for s in stations),
+                "url": unit_url(rows[unit_id]["code"]),
+            }
+            features.append(feature(texts[i], properties, rows[unit_id]["code"]))
+    return feature_collection(features)
+
+
+# --------------------------------------------------------------------------------------------
+# Incidents
+
+
+class X(GeoFunc):
+    function = "ST_X"
+    output_field = FloatField()
+
+
+class Y(GeoFunc):
+    function = "ST_Y"
+    output_field = FloatField()
+
+
+def hazard_incidents(user, params, view: View):
+    """The incidents of the hazard map: the list filters, then the box."""
+    qs = filter_incidents(incidents_for(user), params).order_by()
+    box = box_in_wgs84(view)
+    if box is not None:
+        qs = qs.filter(location__bboverlaps=Polygon.from_bbox(box))
+    return qs
+
+
+def _late_flag(now):
+    return Case(
+        When(Q(deadline__lt=now) & ~Q(state__in=FINAL_STATES), then=1),
+        default=0,
+    )
+
+
+def _cell_size(zoom: int | None, pixels: int) -> float:
+    """Degrees per `pixels` screen pixels at `zoom` (web mercator, at the equator)."""
+    return pixels * 360.0 / (256 * 2 ** (zoom if zoom is not None else 16))
+
+
+def _cells(lon: np.ndarray, lat: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
+    """(cell index of each point, unique cells) on a grid of `size` degrees."""
+    cx = np.floor(lon / size).astype(np.int64)
+    cy = np.floor(lat / size).astype(np.int64)
+    keys = np.stack([cx, cy], axis=1)
+    cells, index = np.unique(keys, axis=0, return_inverse=True)
+    return index.reshape(-1), cells
+
+
+def incidents_layer(user, params, view: View) -> str:
+    """Incident markers: one per incident where a screen cell holds one (or from zoom
+    SINGLE_MARKERS_ZOOM on), else one cluster per cell with its count and overdue count."""
+    now = timezone.now()
+    rows = list(
+        hazard_incidents(user, params, view)
+        .annotate(lx=X("location"), ly=Y("location"), late=_late_flag(now))
+        .values_list("id", "lx", "ly", "late")
+    )
+    total = len(rows)
+    if not rows:
+        return feature_collection([], total=0)
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    lon, lat = to_display(np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), view.crs)
+    late = np.array([r[3] for r in rows], dtype=np.int64)
+    if view.zoom is not None and view.zoom >= SINGLE_MARKERS_ZOOM:
+        singles = np.arange(len(ids))
+        clusters = []
+    else:
+        index, cells = _cells(lon, lat, _cell_size(view.zoom, CLUSTER_CELL_PX))
+        sizes = np.bincount(index, minlength=len(cells))
+        singles = np.flatnonzero(sizes[index] == 1)
+        clusters = np.flatnonzero(sizes > 1)
+        sum_x = np.bincount(index, weights=lon, minlength=len(cells))
+        sum_y = np.bincount(index, weights=lat, minlength=len(cells))
+        late_n = np.bincount(index, weights=late, minlength=len(cells))
+    features = []
+    for c in clusters:
+        n = int(sizes[c])
+        properties = {"cluster": True, "count": n, "overdue": int(late_n[c])}
+        features.append(feature(point(sum_x[c] / n, sum_y[c] / n), properties))
+    details = _incident_details([int(ids[i]) for i in singles], now)
+    for i in singles:
+        pk = int(ids[i])
+        features.append(feature(point(float(lon[i]), float(lat[i])), details[pk], pk))
+    return feature_collection(features, total=total)
+
+
+def _incident_details(ids: list[int], now) -> dict[int, dict]:
+    rows = Incident.objects.filter(pk__in=ids).values(
+        "id",
+        "state",
+        "deadline",
+        "reported_at",
+        "category__code",
+        "category__name",
+        "category__police_relevant",
+        "grid__name",
+    )
+    labels = dict(Incident._meta.get_field("state").choices)
+    found = {}
+    for r in rows:
+        is_open = r["state"] not in FINAL_STATES
+        found[r["id"]] = {
+            "cluster": False,
+            "number": r["id"],
+            "category": f"{r['category__code']} {r['category__name']}",
+            "state": r["state"],
+            "state_label": str(labels.get(r["state"], r["state"])),
+            "overdue": bool(is_open and r["deadline"] and r["deadline"] < now),
+            "police_relevant": r["category__police_relevant"],
+            "reported_at": timezone.localtime(r["reported_at"]).strftime("%Y-%m-%d %H:%M"),
+            "grid": r["grid__name"] or "",
+            "url": reverse("incident-detail", args=[r["id"]]),
+        }
+    return found
+
+
+def incident_heat(user, params, view: View) -> dict:
+    """Heat-map cells: {"points": [[lat, lon, weight], ...], "max": heaviest cell}."""
+    rows = list(
+        hazard_incidents(user, params, view)
+        .annotate(lx=X("location"), ly=Y("location"))
+        .values_list("lx", "ly")
+    )
+    if not rows:
+        return {"points": [], "max": 0, "total": 0}
+    lon, lat = to_display(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), view.crs)
+    index, cells = _cells(lon, lat, _cell_size(view.zoom, HEAT_CELL_PX))
+    weight = np.bincount(index, minlength=len(cells))
+    sum_x = np.bincount(index, weights=lon, minlength=len(cells))
+    sum_y = np.bincount(index, weights=lat, minlength=len(cells))
+    points = [
+        [round(sum_y[c] / weight[c], 6), round(sum_x[c] / weight[c], 6), int(weight[c])]
+        for c in range(len(cells))
+    ]
+    return {"points": points, "max": int(weight.max()), "total": len(rows)}
+
+
+def incident_density_layer(user, params, view: View) -> str:
+    """Grids with the number of open incidents (after the filters) in each."""
+    prepared, picked = _selected(UnitKind.GRID, user, view)
+    ids = [int(prepared.unit_ids[i]) for i in picked]
+    counts = (
+        dict(
+            filter_incidents(incidents_for(user), params)
+            .exclude(state__in=FINAL_STATES)
+            .filter(grid_id__in=ids)
+            .order_by()
+            .values_list("grid_id")
+            .annotate(n=Count("id"))
+            .values_list("grid_id", "n")
+        )
+        if ids
+        else {}
+    )
+    rows = _unit_rows(ids)
+    texts = prepared.geojson[view.band]
+    features = []
+    for i, unit_id in zip(picked, ids, strict=True):
+        row = rows[unit_id]
+        properties = {
+            "code": row["code"],
+            "name": row["name"],
+            "open": counts.get(unit_id, 0),
+            "households": row["households"],
+            "url": unit_url(row["code"]),
+        }
+        features.append(feature(texts[i], properties, row["code"]))
+    return feature_collection(features, max_open=max(counts.values(), default=0))
+
+
+LAYERS = (
+    "units",
+    "problems",
+    "courtyards",
+    "workstations",
+    "workstation_units",
+    "incidents",
+    "incident_heat",
+    "incident_density",
+)

@@ -1,0 +1,406 @@
+/* weige map layers fetched from the app by box and zoom (maps.elements.RemoteLayer).
+ *
+ * weige.remoteLayer(options) is a Leaflet layer group that, while on the map, asks
+ * options.url for the features in the visible box (padded by a fifth) at the current zoom
+ * after every move, and draws the answer with the renderer named by options.style. Below
+ * options.minZoom it draws nothing and says so in the map's status line. A newer request
+ * wins over an older one still in flight. After drawing, the map container carries
+ * data-drawn-<name>="<count>" (what the browser tests and the benchmark read) and the map
+ * fires "weige:drawn" with {name, count}.
+ *
+ * Text from the server is escaped before it goes into popups and tooltips. Labels come from
+ * the page (options.labels), translated by Django.
+ */
+(function () {
+    "use strict";
+    var weige = window.weige = window.weige || {};
+
+    var BAND = {ok: "#2e7d32", thin: "#f9a825", missing: "#c62828"};
+    var WAIT_MS = 1500;
+    var POINT_STYLES = {problems: true, workstations: true, incidents: true};
+    var DENSITY = ["#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704"];
+
+    function esc(value) {
+        return String(value === null || value === undefined ? "" : value).replace(
+            /[&<>"']/g,
+            function (c) {
+                return {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c];
+            }
+        );
+    }
+
+    function row(label, value) {
+        return "<tr><th>" + esc(label) + "</th><td>" + esc(value) + "</td></tr>";
+    }
+
+    function link(url, text) {
+        return '<a href="' + esc(url) + '">' + esc(text) + "</a>";
+    }
+
+    function percent(rate) {
+        return rate === null || rate === undefined ? "—" : (rate * 100).toFixed(1) + "%";
+    }
+
+    function table(rows) {
+        return '<table class="map-popup">' + rows.join("") + "</table>";
+    }
+
+    // ---- renderers: (data, options) -> {layer, count} -------------------------------------
+
+    function unitUrl(o, code) {
+        return o.unitUrl.replace("{code}", encodeURIComponent(code));
+    }
+
+    function unitsRenderer(data, o) {
+        var L_ = o.labels;
+        var layer = L.geoJSON(data, {
+            style: function (f) {
+                var p = f.properties;
+                return {
+                    color: p.problems ? "#6a1b9a" : "#37474f",
+                    weight: p.problems ? 3 : 1,
+                    dashArray: p.problems ? "5 3" : null,
+                    fillColor: BAND[p.band] || "#9e9e9e",
+                    fillOpacity: 0.45
+                };
+            },
+            onEachFeature: function (f, lyr) {
+                var p = f.properties;
+                var rows = [
+                    row(L_.households, p.households),
+                    row(L_.population, p.population),
+                    row(L_.band, L_["band_" + p.band] || p.band)
+                ];
+                if (data.kind === "grid") {
+                    rows.push(row(L_.chief, p.chief || L_.none));
+                    rows.push(row(L_.members, p.members));
+                    rows.push(row(L_.members_per_100, p.members_per_100_households === null
+                        ? "—" : p.members_per_100_households));
+                } else {
+                    rows.push(row(L_.liaison, p.liaison || L_.none));
+                }
+                rows.push(row(L_.building_heads, p.building_heads));
+                if (p.problems) { rows.push(row(L_.problems, p.problems)); }
+                lyr.bindPopup("<h4>" + link(unitUrl(o, p.code), p.name) + "</h4><p>" + esc(p.code)
+                    + "</p>" + table(rows));
+                lyr.bindTooltip(esc(p.name));
+            }
+        });
+        return {layer: layer, count: data.features.length};
+    }
+
+    function problemsRenderer(data, o) {
+        var layer = L.geoJSON(data, {
+            pointToLayer: function (f, latlng) {
+                return L.circleMarker(latlng, {
+                    radius: 7, color: "#ffffff", weight: 2, fillOpacity: 0.95,
+                    fillColor: f.properties.severity === "error" ? "#d50000" : "#ff6d00"
+                });
+            },
+            onEachFeature: function (f, lyr) {
+                var p = f.properties;
+                lyr.bindPopup("<h4>" + esc(o.labels["problem_" + p.type] || p.type) + "</h4><p>"
+                    + esc(p.message) + "</p>" + table([row(o.labels.units, p.codes.join(", "))]));
+            }
+        });
+        return {layer: layer, count: data.features.length};
+    }
+
+    function courtyardsRenderer(data, o) {
+        var layer = L.geoJSON(data, {
+            style: function (f) {
+                var p = f.properties;
+                if (p.former) {
+                    return {color: "#6d4c41", weight: 1.5, dashArray: "4 4", fillOpacity: 0};
+                }
+                return {color: p.merged ? "#4527a0" : "#1565c0", weight: p.merged ? 3 : 2,
+                        fillOpacity: 0.12};
+            },
+            onEachFeature: function (f, lyr) {
+                var p = f.properties;
+                var rows = [row(L_(o, "households"), p.households),
+                            row(L_(o, "population"), p.population)];
+                if (p.former) {
+                    rows.push(row(o.labels.merged_into, p.merged_into));
+                    if (p.merged_on) { rows.push(row(o.labels.merged_on, p.merged_on)); }
+                } else {
+                    rows.push(row(o.labels.building_heads, p.building_heads));
+                    rows.push(row(o.labels.volunteers, p.volunteers));
+                    if (p.merged) { rows.push(row(o.labels.merged, o.labels.yes)); }
+                }
+                lyr.bindPopup("<h4>" + link(p.url, p.name) + "</h4>" + table(rows));
+            }
+        });
+        return {layer: layer, count: data.features.length};
+    }
+
+    function L_(o, key) { return o.labels[key] || key; }
+
+    function workstationsRenderer(data, o) {
+        var layer = L.geoJSON(data, {
+            pointToLayer: function (f, latlng) {
+                return L.circleMarker(latlng, {
+                    radius: 9, color: "#ffffff", weight: 2, fillOpacity: 1,
+                    fillColor: f.properties.pilot ? "#00897b" : "#546e7a"
+                });
+            },
+            onEachFeature: function (f, lyr) {
+                var p = f.properties;
+                var units = p.units.map(function (u) { return link(u.url, u.name); }).join("、");
+                var staff = p.staff.map(function (s) {
+                    return esc(s.role) + " " + s.count + (s.names.length ? "（" + esc(s.names.join("、")) + "）" : "");
+                }).join("<br>");
+                lyr.bindPopup("<h4>" + esc(p.name) + (p.pilot ? " · " + esc(o.labels.pilot) : "")
+                    + "</h4>" + table([
+                        row(o.labels.address, p.address),
+                        row(o.labels.open, p.open),
+                        row(o.labels.overdue, p.overdue),
+                        row(o.labels.on_time_closure_30d, percent(p.on_time_closure_30d))
+                    ]) + "<p><b>" + esc(o.labels.units) + "</b> " + units + "</p><p><b>"
+                    + esc(o.labels.staff) + "</b><br>" + (staff || esc(o.labels.none)) + "</p>");
+                lyr.bindTooltip(esc(p.name));
+            }
+        });
+        return {layer: layer, count: data.features.length};
+    }
+
+    function workstationUnitsRenderer(data, o) {
+        var layer = L.geoJSON(data, {
+            style: function (f) {
+                return {color: f.properties.pilot ? "#00897b" : "#546e7a", weight: 2,
+                        fillOpacity: f.properties.pilot ? 0.25 : 0.1};
+            },
+            onEachFeature: function (f, lyr) {
+                var p = f.properties;
+                lyr.bindPopup("<h4>" + link(p.url, p.name) + "</h4>"
+                    + table([row(o.labels.workstations, p.workstations.join("、"))]));
+            }
+        });
+        return {layer: layer, count: data.features.length};
+    }
+
+    function clusterIcon(p) {
+        var size = p.count < 10 ? 30 : p.count < 100 ? 36 : p.count < 1000 ? 44 : 52;
+        var cls = "weige-cluster" + (p.overdue ? " weige-cluster-late" : "");
+        return L.divIcon({
+            html: "<div><span>" + p.count + "</span></div>",
+            className: cls,
+            iconSize: L.point(size, size)
+        });
+    }
+
+    function incidentsRenderer(data, o) {
+        var map = o._map;
+        var layer = L.geoJSON(data, {
+            pointToLayer: function (f, latlng) {
+                var p = f.properties;
+                if (p.cluster) {
+                    var m = L.marker(latlng, {icon: clusterIcon(p)});
+                    m.on("click", function () { map.setView(latlng, map.getZoom() + 2); });
+                    return m;
+                }
+                return L.circleMarker(latlng, {
+                    radius: 7, color: "#ffffff", weight: 2, fillOpacity: 1,
+                    fillColor: p.overdue ? "#d50000" : "#0b5cad"
+                });
+            },
+            onEachFeature: function (f, lyr) {
+                var p = f.properties;
+                if (p.cluster) {
+                    lyr.bindTooltip(esc(o.labels.cluster.replace("%(count)s", p.count)
+                        .replace("%(overdue)s", p.overdue)));
+                    return;
+                }
+                lyr.bindPopup("<h4>" + link(p.url, "#" + p.number + " " + p.category) + "</h4>"
+                    + table([
+                        row(o.labels.state, p.state_label),
+                        row(o.labels.reported_at, p.reported_at),
+                        row(o.labels.grid, p.grid),
+                        row(o.labels.overdue, p.overdue ? o.labels.yes : o.labels.no)
+                    ]));
+            }
+        });
+        return {layer: layer, count: data.features.length};
+    }
+
+    function heatRenderer(data, o) {
+        var layer = L.heatLayer(data.points, {radius: 22, blur: 18, max: Math.max(1, data.max)});
+        return {layer: layer, count: data.points.length};
+    }
+
+    function densityColour(n, max) {
+        if (!n) { return DENSITY[0]; }
+        var i = Math.min(DENSITY.length - 1, 1 + Math.floor((n / Math.max(1, max)) * (DENSITY.length - 1)));
+        return DENSITY[i];
+    }
+
+    function densityRenderer(data, o) {
+        var layer = L.geoJSON(data, {
+            style: function (f) {
+                return {color: "#5d4037", weight: 1, fillOpacity: 0.6,
+                        fillColor: densityColour(f.properties.open, data.max_open)};
+            },
+            onEachFeature: function (f, lyr) {
+                var p = f.properties;
+                lyr.bindPopup("<h4>" + link(p.url, p.name) + "</h4>"
+                    + table([row(o.labels.open, p.open), row(o.labels.households, p.households)]));
+            }
+        });
+        return {layer: layer, count: data.features.length};
+    }
+
+    var RENDERERS = {
+        units: unitsRenderer,
+        problems: problemsRenderer,
+        courtyards: courtyardsRenderer,
+        workstations: workstationsRenderer,
+        workstation_units: workstationUnitsRenderer,
+        incidents: incidentsRenderer,
+        heat: heatRenderer,
+        density: densityRenderer
+    };
+
+    // ---- the status line ------------------------------------------------------------------
+
+    function status(map, name, text) {
+        var box = map.getContainer().querySelector(".weige-status");
+        if (!box) { return; }
+        var line = box.querySelector('[data-layer="' + name + '"]');
+        if (!text) { if (line) { line.remove(); } return; }
+        if (!line) {
+            line = document.createElement("div");
+            line.setAttribute("data-layer", name);
+            box.appendChild(line);
+        }
+        line.textContent = text;
+    }
+
+    weige.RemoteLayer = L.LayerGroup.extend({
+        initialize: function (options) {
+            L.LayerGroup.prototype.initialize.call(this, []);
+            this._options = options;
+            this._seq = 0;
+        },
+
+        onAdd: function (map) {
+            L.LayerGroup.prototype.onAdd.call(this, map);
+            this._onMap = map;
+            map.on("moveend", this._later, this);
+            this._later();
+        },
+
+        // Moves come in bursts (a page fitting its bounds right after the layers are
+        // added, a fling): fetch once the map has been still for a moment. A layer with
+        // options.waitFor first lets that layer draw (at most WAIT_MS), so the page's main
+        // layer is not slowed down by the others on a small server.
+        _later: function () {
+            var self = this, map = this._onMap, wait = this._options.waitFor;
+            clearTimeout(this._timer);
+            if (wait && map && !(map._weigeDrawn || {})[wait] && !this._waitDone) {
+                if (this._waiting) { return; }  // the first drawing will call again
+                this._waiting = true;
+                var go = function (e) {
+                    if (!e || e.name === wait) {
+                        map.off("weige:drawn", go);
+                        clearTimeout(self._waitTimer);
+                        self._waiting = false;
+                        self._waitDone = true;
+                        self._later();
+                    }
+                };
+                map.on("weige:drawn", go);
+                this._waitTimer = setTimeout(go, WAIT_MS);
+                return;
+            }
+            this._timer = setTimeout(function () { self._refresh(); }, 60);
+        },
+
+        onRemove: function (map) {
+            clearTimeout(this._timer);
+            map.off("moveend", this._later, this);
+            this._seq += 1;  // answers still in flight are dropped
+            status(map, this._options.name, "");
+            delete map.getContainer().dataset["drawn" + this._key()];
+            this._onMap = null;
+            L.LayerGroup.prototype.onRemove.call(this, map);
+        },
+
+        _key: function () {
+            return this._options.name.replace(/(^|_)([a-z])/g, function (m, s, c) {
+                return c.toUpperCase();
+            });
+        },
+
+        url: function (withView) {
+            var o = this._options, map = this._onMap, url = o.url;
+            if (withView && map) {
+                var b = map.getBounds().pad(0.2);
+                url += (url.indexOf("?") < 0 ? "?" : "&") + "bbox=" + [
+                    b.getWest(), b.getSouth(), b.getEast(), b.getNorth()
+                ].map(function (v) { return v.toFixed(6); }).join(",") + "&zoom=" + map.getZoom();
+            }
+            return url;
+        },
+
+        _refresh: function () {
+            var map = this._onMap, o = this._options, self = this;
+            if (!map) { return; }
+            var seq = ++this._seq;
+            if (o.minZoom && map.getZoom() < o.minZoom) {
+                this.clearLayers();
+                map.getContainer().dataset["drawn" + this._key()] = "0";
+                status(map, o.name, o.labels.zoom_in);
+                return;
+            }
+            status(map, o.name, o.labels.loading);
+            fetch(this.url(true), {credentials: "same-origin", headers: {"Accept": "application/json"}})
+                .then(function (response) {
+                    if (!response.ok) { throw new Error(String(response.status)); }
+                    return response.json();
+                })
+                .then(function (data) {
+                    if (seq !== self._seq || !self._onMap) { return; }
+                    self._draw(data);
+                })
+                .catch(function () {
+                    if (seq === self._seq && self._onMap) { status(map, o.name, o.labels.failed); }
+                });
+        },
+
+        _draw: function (data) {
+            var map = this._onMap, o = this._options;
+            o._map = map;
+            var drawn = RENDERERS[o.style](data, o);
+            this.clearLayers();
+            this.addLayer(drawn.layer);
+            // points stay above outlines, whichever answer came first
+            if (drawn.layer.bringToFront && POINT_STYLES[o.style]) {
+                drawn.layer.bringToFront();
+            } else if (drawn.layer.bringToBack) {
+                drawn.layer.bringToBack();
+            }
+            map.getContainer().dataset["drawn" + this._key()] = String(drawn.count);
+            map._weigeDrawn = map._weigeDrawn || {};
+            map._weigeDrawn[o.name] = true;
+            var note = "";
+            if (data.total !== undefined) {
+                note = o.labels.total.replace("%(count)s", data.total);
+            }
+            status(map, o.name, note);
+            map.fire("weige:drawn", {name: o.name, count: drawn.count});
+        }
+    });
+
+    weige.remoteLayer = function (options) { return new weige.RemoteLayer(options); };
+
+    // A control in the bottom-left corner for the layers' status lines.
+    weige.statusControl = function (map) {
+        var control = L.control({position: "bottomleft"});
+        control.onAdd = function () {
+            var div = L.DomUtil.create("div", "weige-status leaflet-bar");
+            L.DomEvent.disableClickPropagation(div);
+            return div;
+        };
+        return control.addTo(map);
+    };
+})();

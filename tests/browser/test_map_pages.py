@@ -1,0 +1,164 @@
+"""The map pages in Chromium: layers drawn from the layer endpoints, switches, popups."""
+
+import datetime
+
+import pytest
+from django.core.cache import caches
+from django.utils import timezone
+
+from grids.models import Role, StaffAssignment, StaffMember, Workstation
+from incidents.models import Category, Incident
+from incidents.services.intake import Report, report_incident
+from maps import geometry_cache
+from tests.browser.helpers import (
+    OVERLAY_PATHS,
+    assert_clean,
+    open_popup,
+    toggle_layer,
+    wait_for_count,
+)
+from tests.conftest import D2024
+
+DRAWN = "document.querySelector('.folium-map').dataset"
+
+
+@pytest.fixture(autouse=True)
+def fresh_outlines():
+    caches["maps"].clear()
+    geometry_cache.forget()
+    yield
+    geometry_cache.forget()
+
+
+def wait_drawn(page, key: str, expected: int | None = None, timeout: float = 10_000) -> int:
+    """Wait until the remote layer `key` (camel case, e.g. "Grids") has drawn, and, when
+    `expected` is given, drawn that many features; return the count."""
+    condition = f"{DRAWN}.drawn{key} !== undefined"
+    if expected is not None:
+        condition = f"{DRAWN}.drawn{key} === '{expected}'"
+    page.wait_for_function(condition, timeout=timeout)
+    return int(page.evaluate(f"{DRAWN}.drawn{key}"))
+
+
+def assign(unit, role, name):
+    member = StaffMember.objects.create(name=name)
+    StaffAssignment.objects.create(member=member, unit=unit, role=role, start=D2024)
+
+
+@pytest.fixture
+def city(small_territory, seeded, user_in):
+    t = small_territory
+    assign(t["grid1"], Role.GRID_CHIEF, "李网格长")
+    assign(t["grid1"], Role.FULLTIME_MEMBER, "钱网格员")
+    station = Workstation.objects.create(
+        name="花园工作站", location="POINT(104.002 30.6085)", pilot=True
+    )
+    station.units.add(t["grid1"])
+    category = Category.objects.get(code="C0101")
+    incidents = [
+        report_incident(Report(lon=lon, lat=lat, category=category, source="patrol"))
+        for lon, lat in [(104.004, 30.607), (104.0041, 30.6071), (104.016, 30.602)]
+    ]
+    fire = Category.objects.get(code="E0404")
+    incidents.append(
+        report_incident(Report(lon=104.006, lat=30.603, category=fire, source="patrol"))
+    )
+    Incident.objects.filter(pk=incidents[0].pk).update(
+        deadline=timezone.now() - datetime.timedelta(hours=3)
+    )
+    admin = user_in(t["district"], "district_admin", username="admin")
+    return {**t, "incidents": incidents, "admin": admin}
+
+
+def test_coverage_map_grids_micro_grids_and_popups(page_for, city):
+    page = page_for(city["admin"])
+    page.goto("/maps/coverage/?lat=30.605&lon=104.01&zoom=16")  # the community
+    assert wait_drawn(page, "Grids", 2) == 2
+    wait_drawn(page, "Workstations", 1)
+    # two grids and the workstation's circle
+    wait_for_count(page, OVERLAY_PATHS, 3)
+    # grid 1 has a chief and 1 member for 300 households: fully staffed; grid 2 no chief
+    assert page.locator(f"{OVERLAY_PATHS}[fill='#c62828']").count() == 1
+    grid1 = page.locator(f"{OVERLAY_PATHS}[fill='#2e7d32']")
+    popup = open_popup(grid1)
+    assert city["grid1"].name in popup.inner_text()
+    assert "李网格长" in popup.inner_text()
+    link = popup.locator("a").first
+    assert link.get_attribute("href") == f"/maps/units/{city['grid1'].code}/"
+    page.keyboard.press("Escape")
+    toggle_layer(page, "micro-grids")
+    assert wait_drawn(page, "Microgrids", 4) == 4
+    wait_for_count(page, OVERLAY_PATHS, 5)  # four micro-grids and the workstation
+    page.evaluate(f"delete {DRAWN}.drawnWorkstations")
+    toggle_layer(page, "workstations")  # off
+    wait_for_count(page, OVERLAY_PATHS, 4)
+    assert page.locator(".weige-legend").inner_text().startswith("Staffing coverage")
+    assert page.locator(".leaflet-control-scale").count() == 1
+    assert page.locator(".leaflet-control-zoom-fullscreen").count() == 1
+    assert_clean(page)
+
+
+def test_hazard_map_clusters_heat_choropleth_and_filters(page_for, city):
+    page = page_for(city["admin"])
+    page.goto("/maps/hazards/?lat=30.605&lon=104.01&zoom=17")
+    map_name = page.evaluate("document.querySelector('.folium-map').id")
+    # the two incidents 10 m apart are one cluster (one of them overdue), two stand alone
+    assert wait_drawn(page, "Incidents", 3) == 3
+    cluster = page.locator(".weige-cluster")
+    assert cluster.count() == 1 and cluster.inner_text().strip() == "2"
+    assert page.locator(".weige-cluster-late").count() == 1
+    wait_for_count(page, OVERLAY_PATHS, 2)
+    # closer in, every incident is its own circle; the overdue one is red and links
+    page.evaluate(f"delete {DRAWN}.drawnIncidents")
+    page.evaluate(f"{map_name}.setView([30.60705, 104.00405], 19)")
+    wait_drawn(page, "Incidents")
+    late = page.locator(f"{OVERLAY_PATHS}[fill='#d50000']")
+    late.wait_for()
+    popup = open_popup(late, force=True)
+    href = popup.locator("a").first.get_attribute("href")
+    assert href == f"/incidents/{city['incidents'][0].pk}/"
+    page.keyboard.press("Escape")
+    page.evaluate(f"{map_name}.setView([30.605, 104.01], 17)")
+    toggle_layer(page, "heat map")
+    wait_drawn(page, "Heat")
+    assert page.locator("canvas.leaflet-heatmap-layer").count() == 1
+    assert page.locator(".weige-cluster").count() == 0  # the markers are gone
+    toggle_layer(page, "open incidents per grid")
+    assert wait_drawn(page, "Density", 2) == 2
+    page.select_option("select[name=police_relevant]", "1")
+    page.click("form.map-filters button[type=submit]")
+    page.wait_for_url("**police_relevant=1**")
+    map_name = page.evaluate("document.querySelector('.folium-map').id")
+    page.evaluate(f"{map_name}.setView([30.605, 104.01], 17)")
+    assert wait_drawn(page, "Incidents", 1) == 1
+    assert_clean(page)
+
+
+def test_workstation_map_and_pilot_table(page_for, city):
+    page = page_for(city["admin"])
+    page.goto("/maps/workstations/?lat=30.605&lon=104.01&zoom=16")
+    assert wait_drawn(page, "WorkstationUnits", 1) == 1
+    assert wait_drawn(page, "Workstations", 1) == 1
+    dot = page.locator(f"{OVERLAY_PATHS}[fill='#00897b']").last
+    popup = open_popup(dot, force=True)
+    text = popup.inner_text()
+    assert "花园工作站" in text and "fine-grid pilot" in text
+    assert "open incidents\t3" in text or "open incidents 3" in text.replace("\t", " ")
+    table = page.locator("table.comparison").inner_text()
+    assert "pilot streets" in table and "other streets" in table
+    assert_clean(page)
+
+
+def test_a_grid_chief_lands_on_the_map_of_their_grid(page_for, city, user_in):
+    chief = user_in(city["grid1"], "grid_chief", username="chief1")
+    page = page_for(chief)
+    page.goto("/maps/")
+    assert page.url.endswith(f"/maps/units/{city['grid1'].code}/")
+    # grid 1 and its two micro-grids (grid 2, outside the chief's scope, is not shown) ...
+    assert wait_drawn(page, "Incidents") >= 1
+    # ... and its three incidents, as circles or in clusters
+    circles = page.locator(OVERLAY_PATHS).count() - 3
+    clustered = sum(int(t) for t in page.locator(".weige-cluster").all_inner_texts())
+    assert circles + clustered == 3
+    assert "钱网格员" in page.locator("table.units").inner_text()
+    assert_clean(page)

@@ -1,0 +1,341 @@
+"""The map layer endpoints (maps.layers, maps.views.layer) on the test database."""
+
+import datetime
+import json
+
+import pytest
+import shapely
+from django.test import Client
+from django.utils import timezone
+
+from gis.crs import wgs84_to_gcj02
+from grids.models import StaffAssignment, StaffMember, Workstation
+from grids.services.boundaries import revise_unit
+from grids.services.courtyards import merge_courtyards
+from incidents.models import Category, Incident
+from incidents.services.intake import Report, report_incident
+from maps import geometry_cache
+from tests.conftest import COMMUNITY, D2024, rect
+
+WEST = (104.005, 30.607)  # micro-grid 11 of grid 1
+EAST = (104.015, 30.602)  # micro-grid 22 of grid 2
+
+
+@pytest.fixture(autouse=True)
+def fresh_outlines():
+    from django.core.cache import caches
+
+    caches["maps"].clear()
+    caches["default"].clear()
+    geometry_cache.forget()
+    yield
+    geometry_cache.forget()
+
+
+@pytest.fixture
+def territory(small_territory, seeded):
+    return small_territory
+
+
+def assign(unit, role, name="张三"):
+    member = StaffMember.objects.create(name=name)
+    StaffAssignment.objects.create(member=member, unit=unit, role=role, start=D2024)
+
+
+def get(client, name, **params):
+    response = client.get(f"/maps/layers/{name}.geojson", params)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def by_code(collection) -> dict:
+    return {f["properties"]["code"]: f for f in collection["features"]}
+
+
+@pytest.fixture
+def admin(client, territory, user_in):
+    client.force_login(user_in(territory["district"], "district_admin", username="admin"))
+    return client
+
+
+@pytest.fixture
+def chief(territory, user_in):
+    client = Client()
+    client.force_login(user_in(territory["grid1"], "grid_chief", username="chief1"))
+    return client
+
+
+def report(where, code="C0101", **fields):
+    lon, lat = where
+    fields.setdefault("reported_at", timezone.now())
+    return report_incident(
+        Report(
+            lon=lon, lat=lat, category=Category.objects.get(code=code), source="patrol", **fields
+        )
+    )
+
+
+# ---- units and staffing -------------------------------------------------------------------
+
+
+def test_grid_staffing_bands_follow_chief_and_members_per_households(admin, territory):
+    grid1, grid2 = territory["grid1"], territory["grid2"]  # 300 households each
+    assign(grid1, "grid_chief", "李网格长")
+    assign(grid2, "grid_chief", "王网格长")
+    assign(grid2, "fulltime_member")
+    grids = by_code(get(admin, "units", kind="grid"))
+    one, two = grids[grid1.code]["properties"], grids[grid2.code]["properties"]
+    assert one["chief"] == "李网格长" and one["members"] == 0
+    assert one["members_per_100_households"] == 0 and one["band"] == "thin"
+    assert two["members"] == 1 and two["members_per_100_households"] == pytest.approx(0.33)
+    assert two["band"] == "ok"
+    assert one["households"] == 300
+
+
+def test_a_grid_without_a_chief_is_missing_and_microgrids_need_a_liaison(admin, territory):
+    assign(territory["grid1"], "fulltime_member")
+    assign(territory["micro11"], "microgrid_liaison", "赵联络员")
+    assign(territory["micro12"], "microgrid_liaison")
+    assign(territory["micro12"], "building_head")
+    grids = by_code(get(admin, "units", kind="grid"))
+    assert grids[territory["grid1"].code]["properties"]["band"] == "missing"
+    micro = by_code(get(admin, "units", kind="microgrid"))
+    assert len(micro) == 4
+    assert micro[territory["micro11"].code]["properties"]["band"] == "thin"
+    assert micro[territory["micro11"].code]["properties"]["liaison"] == "赵联络员"
+    assert micro[territory["micro12"].code]["properties"]["band"] == "ok"
+    assert micro[territory["micro21"].code]["properties"]["band"] == "missing"
+
+
+def test_units_are_limited_to_the_users_scope_and_the_box(chief, admin, territory):
+    assert set(by_code(get(chief, "units", kind="microgrid"))) == {
+        territory["micro11"].code,
+        territory["micro12"].code,
+    }
+    east_box = "104.012,30.600,104.02,30.61"
+    assert set(by_code(get(admin, "units", kind="grid", bbox=east_box))) == {
+        territory["grid2"].code
+    }
+    assert get(chief, "units", kind="grid", bbox=east_box)["features"] == []
+
+
+def test_simplified_neighbours_still_share_their_edge(admin, make_unit, territory):
+    """Two micro-grids split by a wiggly line: at a district zoom the line is simplified
+    once, so both outlines carry exactly the same vertices along it."""
+    parent = territory["community"]
+    grid = make_unit("grid", f"{COMMUNITY}009", rect(104.03, 30.60, 104.05, 30.62), parent=parent)
+    wiggle = [(104.04 + (0.00002 if i % 2 else -0.00002), 30.60 + i * 0.0002) for i in range(101)]
+    west = shapely.Polygon([(104.03, 30.60), *wiggle, (104.03, 30.62)])
+    east = shapely.Polygon([(104.05, 30.60), (104.05, 30.62), *reversed(wiggle)])
+    for n, geom in enumerate((west, east), start=1):
+        make_unit("microgrid", f"{grid.code}{n:02d}", geom.normalize(), parent=grid)
+    coarse = by_code(get(admin, "units", kind="microgrid", zoom=11))
+    fine = by_code(get(admin, "units", kind="microgrid"))
+    shapes = {code: shapely.geometry.shape(f["geometry"]) for code, f in coarse.items()}
+    a, b = shapes[f"{grid.code}01"], shapes[f"{grid.code}02"]
+    full = shapely.geometry.shape(fine[f"{grid.code}01"]["geometry"])
+    assert shapely.get_num_coordinates(a) < shapely.get_num_coordinates(full) / 5
+    shared_a = {tuple(c) for c in shapely.get_coordinates(a) if 104.0399 < c[0] < 104.0401}
+    shared_b = {tuple(c) for c in shapely.get_coordinates(b) if 104.0399 < c[0] < 104.0401}
+    assert shared_a and shared_a == shared_b
+    assert a.intersection(b).area < 1e-12  # no overlap on screen
+
+
+def test_a_new_boundary_version_is_served_at_once(admin, territory):
+    micro = territory["micro11"]
+    before = shapely.geometry.shape(
+        by_code(get(admin, "units", kind="microgrid"))[micro.code]["geometry"]
+    )
+    revise_unit(
+        micro,
+        valid_from=datetime.date(2025, 1, 1),
+        geom=rect(104.00, 30.605, 104.008, 30.61),
+    )
+    after = shapely.geometry.shape(
+        by_code(get(admin, "units", kind="microgrid"))[micro.code]["geometry"]
+    )
+    assert before.bounds[2] == pytest.approx(104.01)
+    assert after.bounds[2] == pytest.approx(104.008)
+
+
+# ---- problems and courtyards ----------------------------------------------------------
+
+
+def test_a_coverage_gap_is_a_problem_point_and_marks_its_units(admin, chief, make_unit, territory):
+    # micro-grids of a new grid leave its eastern strip uncovered
+    parent = territory["community"]
+    grid = make_unit("grid", f"{COMMUNITY}008", rect(104.03, 30.60, 104.04, 30.61), parent=parent)
+    make_unit("microgrid", f"{grid.code}01", rect(104.03, 30.60, 104.038, 30.61), parent=grid)
+    problems = get(admin, "problems")["features"]
+    gaps = [f for f in problems if f["properties"]["type"] == "gap"]
+    assert len(gaps) == 1 and gaps[0]["properties"]["severity"] == "error"
+    lon, lat = gaps[0]["geometry"]["coordinates"]
+    assert 104.038 <= lon <= 104.04 and 30.60 <= lat <= 30.61
+    assert (
+        f"{grid.code}01" in gaps[0]["properties"]["codes"]
+        or grid.code in gaps[0]["properties"]["codes"]
+    )
+    micro = by_code(get(admin, "units", kind="microgrid"))
+    assert micro[territory["micro11"].code]["properties"]["problems"] == 0
+    assert get(chief, "problems")["features"] == []  # not in the chief's grid
+
+
+def test_merged_courtyards_are_one_outline_with_their_former_compounds(admin, make_unit, territory):
+    parent = territory["community"]
+    a = make_unit(
+        "courtyard",
+        f"{COMMUNITY}Y001",
+        rect(104.001, 30.601, 104.002, 30.602),
+        parent=parent,
+        name="鞋厂院",
+    )
+    b = make_unit(
+        "courtyard",
+        f"{COMMUNITY}Y002",
+        rect(104.002, 30.601, 104.003, 30.602),
+        parent=parent,
+        name="锅炉厂院",
+    )
+    make_unit(
+        "courtyard",
+        f"{COMMUNITY}Y003",
+        rect(104.005, 30.601, 104.006, 30.602),
+        parent=parent,
+        name="法院院",
+    )
+    merge_courtyards(
+        [a, b], code=f"{COMMUNITY}Y009", name="大花园", valid_from=datetime.date(2025, 5, 1)
+    )
+    features = get(admin, "courtyards")["features"]
+    current = [f for f in features if not f["properties"]["former"]]
+    former = [f for f in features if f["properties"]["former"]]
+    assert {f["properties"]["name"] for f in current} == {"大花园", "法院院"}
+    merged = next(f for f in current if f["properties"]["name"] == "大花园")
+    assert merged["properties"]["merged"] is True
+    assert shapely.geometry.shape(merged["geometry"]).area == pytest.approx(2e-6, rel=1e-3)
+    assert {f["properties"]["name"] for f in former} == {"鞋厂院", "锅炉厂院"}
+    assert all(f["properties"]["merged_into"] == "大花园" for f in former)
+
+
+# ---- workstations -------------------------------------------------------------------------
+
+
+def test_workstation_popup_facts(admin, chief, territory):
+    station = Workstation.objects.create(
+        name="花园工作站", location="POINT(104.005 30.605)", pilot=True, address="花园路1号"
+    )
+    station.units.add(territory["grid1"])
+    other = Workstation.objects.create(name="河畔工作站", location="POINT(104.015 30.605)")
+    other.units.add(territory["grid2"])
+    assign(territory["grid1"], "grid_chief", "李网格长")
+    assign(territory["grid1"], "fulltime_member", "钱网格员")
+    late = report(WEST)
+    Incident.objects.filter(pk=late.pk).update(
+        deadline=timezone.now() - datetime.timedelta(hours=2)
+    )
+    report(WEST)
+    report(EAST)
+    found = {f["properties"]["name"]: f for f in get(admin, "workstations")["features"]}
+    garden = found["花园工作站"]["properties"]
+    assert garden["pilot"] is True and garden["open"] == 2 and garden["overdue"] == 1
+    assert [u["code"] for u in garden["units"]] == [territory["grid1"].code]
+    # the chief fixture's login is a second grid chief of grid 1
+    assert {s["role"]: s["count"] for s in garden["staff"]} == {
+        "grid chief": 2,
+        "full-time grid member": 1,
+    }
+    assert garden["on_time_closure_30d"] == 0.0  # one overdue, none closed
+    assert found["河畔工作站"]["properties"]["open"] == 1
+    assert found["花园工作站"]["geometry"]["coordinates"] == [104.005, 30.605]
+    assert set(f["properties"]["name"] for f in get(chief, "workstations")["features"]) == {
+        "花园工作站"
+    }
+    served = by_code(get(admin, "workstation_units"))
+    assert served[territory["grid1"].code]["properties"]["pilot"] is True
+    assert served[territory["grid2"].code]["properties"]["pilot"] is False
+
+
+# ---- incidents ----------------------------------------------------------------------------
+
+
+def test_incidents_cluster_at_low_zoom_and_split_at_high_zoom(admin, territory):
+    for i in range(5):
+        report((104.005 + i * 0.0001, 30.607))
+    report(EAST, "E0404")
+    low = get(admin, "incidents", zoom=12)
+    assert low["total"] == 6
+    clusters = [f for f in low["features"] if f["properties"]["cluster"]]
+    assert [c["properties"]["count"] for c in clusters] == [5]
+    high = get(admin, "incidents", zoom=18)
+    assert len(high["features"]) == 6
+    assert not any(f["properties"]["cluster"] for f in high["features"])
+    single = next(f for f in high["features"] if f["properties"]["category"].startswith("E0404"))
+    assert single["properties"]["url"] == f"/incidents/{single['id']}/"
+    assert single["properties"]["police_relevant"] is True
+
+
+def test_incident_layers_apply_the_list_filters_and_the_scope(admin, chief, territory):
+    late = report(WEST)
+    Incident.objects.filter(pk=late.pk).update(
+        deadline=timezone.now() - datetime.timedelta(hours=1)
+    )
+    report(WEST, "E0404")
+    report(EAST)
+    every = get(admin, "incidents", zoom=18)["features"]
+    assert len(every) == 3
+    overdue = get(admin, "incidents", zoom=18, overdue="1")["features"]
+    assert [f["id"] for f in overdue] == [late.pk] and overdue[0]["properties"]["overdue"]
+    assert len(get(admin, "incidents", zoom=18, police_relevant="1")["features"]) == 1
+    assert len(get(chief, "incidents", zoom=18)["features"]) == 2  # grid 1 only
+    heat = admin.get("/maps/layers/incident_heat.geojson", {"zoom": 15}).json()
+    assert heat["total"] == 3 and sum(p[2] for p in heat["points"]) == 3
+    density = by_code(get(admin, "incident_density", zoom=13))
+    assert density[territory["grid1"].code]["properties"]["open"] == 2
+    assert density[territory["grid2"].code]["properties"]["open"] == 1
+    assert get(admin, "incident_density", category="E0404")["max_open"] == 1
+
+
+# ---- the endpoint -------------------------------------------------------------------------
+
+
+def test_the_endpoint_refuses_anonymous_unknown_and_bad_parameters(admin, territory):
+    assert Client().get("/maps/layers/units.geojson").status_code == 403
+    assert admin.get("/maps/layers/secrets.geojson").status_code == 404
+    for params, word in [
+        ({"bbox": "1,2,3"}, "bbox="),
+        ({"bbox": "104.1,30,104,31"}, "bbox="),
+        ({"zoom": "far"}, "zoom="),
+        ({"kind": "street"}, "kind="),
+    ]:
+        response = admin.get("/maps/layers/units.geojson", params)
+        assert response.status_code == 400 and word in response.json()["error"]
+    response = admin.get("/maps/layers/incidents.geojson", {"state": "sleeping"})
+    assert response.status_code == 400 and "state=" in response.json()["error"]
+
+
+def test_download_is_an_attachment_with_the_whole_layer(admin, territory):
+    response = admin.get("/maps/layers/units.geojson", {"kind": "microgrid", "download": "1"})
+    assert response["Content-Type"] == "application/geo+json"
+    assert response["Content-Disposition"] == 'attachment; filename="units.geojson"'
+    assert len(json.loads(response.content)["features"]) == 4
+
+
+def test_with_a_gcj02_basemap_every_layer_is_shifted(admin, territory, settings):
+    report(WEST)
+    plain = by_code(get(admin, "units", kind="grid"))[territory["grid1"].code]
+    point = get(admin, "incidents", zoom=18)["features"][0]["geometry"]["coordinates"]
+    settings.WEIGE_BASEMAP = "amap"
+    shifted = by_code(get(admin, "units", kind="grid"))[territory["grid1"].code]
+    x0, y0, *_ = shapely.geometry.shape(plain["geometry"]).bounds
+    sx0, sy0, *_ = shapely.geometry.shape(shifted["geometry"]).bounds
+    ex, ey = wgs84_to_gcj02(x0, y0)
+    assert (sx0, sy0) == (pytest.approx(ex, abs=1e-6), pytest.approx(ey, abs=1e-6))
+    assert abs(sx0 - x0) > 0.001  # a few hundred metres
+    px, py = wgs84_to_gcj02(*point)
+    bbox = f"{px - 0.001},{py - 0.001},{px + 0.001},{py + 0.001}"  # a GCJ-02 box
+    moved = get(admin, "incidents", zoom=18, bbox=bbox)["features"]
+    assert len(moved) == 1
+    assert moved[0]["geometry"]["coordinates"] == [
+        pytest.approx(px, abs=1e-6),
+        pytest.approx(py, abs=1e-6),
+    ]

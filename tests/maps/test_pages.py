@@ -1,0 +1,158 @@
+"""The map pages (maps.views) and their builders (maps.district_maps, maps.remote)."""
+
+import json
+import re
+
+import pytest
+from django.test import Client
+
+from grids.models import Workstation
+from maps import district_maps
+from maps.assets import foreign_urls, render_fragment
+from maps.district_maps import LayerSpec
+from tests.conftest import rect
+
+
+@pytest.fixture
+def territory(small_territory, seeded):
+    return small_territory
+
+
+@pytest.fixture
+def admin(client, territory, user_in):
+    client.force_login(user_in(territory["district"], "district_admin", username="admin"))
+    return client
+
+
+def inlined_names(page: str) -> list[str]:
+    """The unit names in the GeoJSON a page inlines (folium's geo_json_…_add(data))."""
+    data = re.findall(r"geo_json_\w+_add\((\{.*?\})\);", page)
+    return [f["properties"]["name"] for d in data for f in json.loads(d)["features"]]
+
+
+def remote_layers(page: str) -> list[dict]:
+    """The options of every RemoteLayer in a page."""
+    return [json.loads(m) for m in re.findall(r"weige\.remoteLayer\((\{.*?\})\);", page)]
+
+
+@pytest.mark.parametrize(
+    ("url", "layers"),
+    [
+        ("/maps/coverage/", ["grids", "microgrids", "problems", "courtyards", "workstations"]),
+        ("/maps/hazards/", ["incidents", "heat", "density"]),
+        ("/maps/workstations/", ["workstation_units", "workstations"]),
+    ],
+)
+def test_each_map_page_carries_its_layers_and_nothing_foreign(admin, url, layers):
+    response = admin.get(url)
+    assert response.status_code == 200
+    page = response.text
+    found = remote_layers(page)
+    assert [layer["name"] for layer in found] == layers
+    assert all(layer["url"].startswith("/maps/layers/") for layer in found)
+    assert foreign_urls(page) == []
+    assert "L.control.layers" in page and "L.control.scale" in page
+    assert 'L.DomUtil.create("div", "weige-legend")' in page
+    assert "L.control.fullscreen" in page
+    for layer in found:  # the download links: the same URLs, whole layer
+        assert layer["url"].replace("&", "&amp;") in page
+    assert "download=1" in page
+
+
+def test_micro_grids_are_an_exclusive_choice_shown_from_zoom_14(admin):
+    layers = {layer["name"]: layer for layer in remote_layers(admin.get("/maps/coverage/").text)}
+    assert layers["microgrids"]["minZoom"] == 14
+    assert layers["microgrids"]["url"] == "/maps/layers/units.geojson?kind=microgrid"
+    page = admin.get("/maps/coverage/").text
+    base = re.search(r"base_layers : \{(.*?)\}", page, re.S).group(1)
+    assert '"grids"' in base and '"micro-grids"' in base  # radio buttons, not check boxes
+
+
+def test_hazard_filters_go_into_the_layer_urls(admin):
+    page = admin.get(
+        "/maps/hazards/", {"major": "C01", "overdue": "1", "state": ["reported", "accepted"]}
+    ).text
+    urls = [layer["url"] for layer in remote_layers(page)]
+    assert urls[0] == (
+        "/maps/layers/incidents.geojson?major=C01&state=reported&state=accepted&overdue=1"
+    )
+    assert all("major=C01" in url for url in urls)
+    assert '<option value="1" selected>' in page
+
+
+def test_a_grid_chief_lands_on_their_grid_and_cannot_open_another(client, territory, user_in):
+    client.force_login(user_in(territory["grid1"], "grid_chief", username="chief1"))
+    response = client.get("/maps/")
+    assert response.status_code == 302
+    assert response["Location"] == f"/maps/units/{territory['grid1'].code}/"
+    page = client.get(response["Location"]).text
+    names = inlined_names(page)
+    assert territory["micro11"].name in names and territory["micro12"].name in names
+    [incidents] = remote_layers(page)
+    assert incidents["url"] == f"/maps/layers/incidents.geojson?unit={territory['grid1'].code}"
+    assert client.get(f"/maps/units/{territory['grid2'].code}/").status_code == 404
+
+
+def test_the_unit_map_shows_children_neighbours_and_staff(admin, territory, user_in):
+    user_in(territory["grid1"], "fulltime_member", username="钱网格员")
+    page = admin.get(f"/maps/units/{territory['grid1'].code}/").text
+    assert "钱网格员" in page and "full-time grid member" in page
+    assert sorted(inlined_names(page)) == sorted(
+        [territory["grid2"].name, territory["micro11"].name, territory["micro12"].name]
+        + [territory["grid1"].name]
+    )
+
+
+def test_everyone_else_lands_on_the_coverage_map(admin):
+    assert admin.get("/maps/")["Location"] == "/maps/coverage/"
+
+
+def test_anonymous_users_are_sent_to_log_in(territory):
+    response = Client().get("/maps/coverage/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_pilot_and_other_streets_side_by_side(admin, make_unit, territory):
+    other_street = make_unit(
+        "street", "510199002000", rect(104.1, 30.6, 104.2, 30.7), parent=territory["district"]
+    )
+    station = Workstation.objects.create(
+        name="花园工作站", location="POINT(104.005 30.605)", pilot=True
+    )
+    station.units.add(territory["grid1"])
+    page = admin.get("/maps/workstations/").text
+    table = page[page.index('<table class="comparison">') :]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S)
+    cells = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r, re.S) for r in rows[1:]]
+    assert cells[0][:4] == ["pilot streets", "yes", "2", "600"]
+    assert cells[1][:4] == ["other streets", "no", "0", "0"]
+    by_name = {c[0]: c for c in cells[2:]}
+    assert by_name[territory["street"].name][1] == "yes"
+    assert by_name[other_street.name][1] == "no"
+
+
+def test_district_map_builder_puts_remote_layers_legend_and_controls():
+    fmap = district_maps.district_map(
+        [[30.6, 104.0], [30.7, 104.1]],
+        [
+            LayerSpec("a", "/maps/layers/units.geojson?kind=grid", "units", "网格", overlay=False),
+            LayerSpec("h", "/maps/layers/incident_heat.geojson", "heat", "热力", show=False),
+        ],
+        district_maps.coverage_legend(),
+    )
+    fragment = render_fragment(fmap)
+    script = fragment.script
+    assert script.count("weige.remoteLayer(") == 2
+    assert "fitBounds" in script and "weige.statusControl" in script
+    assert "fully staffed" in script  # the legend
+    head = fragment.head
+    assert "maps/layers.js" in head and "maps/maps.css" in head
+    assert "leaflet-heat" in head or "leaflet_heat" in head or "heat" in head
+    assert foreign_urls(str(head) + str(script) + str(fragment.html)) == []
+
+
+def test_remote_layer_refuses_an_unknown_style():
+    from maps.remote import RemoteLayer
+
+    with pytest.raises(ValueError, match="unknown layer style"):
+        RemoteLayer("/x", "pie", "x", "x", labels={})
