@@ -1,6 +1,7 @@
 """The map pages in Chromium: layers drawn from the layer endpoints, switches, popups."""
 
 import datetime
+import json
 
 import pytest
 from django.core.cache import caches
@@ -13,6 +14,7 @@ from maps import geometry_cache
 from tests.browser.helpers import (
     OVERLAY_PATHS,
     assert_clean,
+    click_map_at,
     open_popup,
     toggle_layer,
     wait_for_count,
@@ -161,4 +163,83 @@ def test_a_grid_chief_lands_on_the_map_of_their_grid(page_for, city, user_in):
     clustered = sum(int(t) for t in page.locator(".weige-cluster").all_inner_texts())
     assert circles + clustered == 3
     assert "钱网格员" in page.locator("table.units").inner_text()
+    assert_clean(page)
+
+
+def test_a_large_answer_is_drawn_in_chunks_and_a_newer_one_replaces_it(page_for, city):
+    """1,234 grids (more than one chunk of 500): the first chunk shows before the layer
+    reports itself drawn, all of them end up drawn, popups are built on opening, and the
+    next answer replaces the drawing instead of adding to it."""
+    answers = []
+
+    def squares(n: int, kind: str = "grid") -> str:
+        features = []
+        for i in range(n):
+            # 40 a row, around the view's centre
+            x, y = 104.006 + (i % 40) * 0.0002, 30.602 + (i // 40) * 0.0002
+            ring = [[x, y], [x + 0.00016, y], [x + 0.00016, y + 0.00016], [x, y + 0.00016], [x, y]]
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": f"G{i}",
+                    "geometry": {"type": "Polygon", "coordinates": [ring]},
+                    "properties": {
+                        "code": f"G{i}",
+                        "name": f"网格{i}",
+                        "households": 100,
+                        "population": 250,
+                        "chief": "",
+                        "members": 0,
+                        "members_per_100_households": 0,
+                        "liaison": "",
+                        "building_heads": 0,
+                        "band": "missing",
+                        "problems": 0,
+                    },
+                }
+            )
+        return json.dumps({"type": "FeatureCollection", "kind": kind, "features": features})
+
+    def answer(route):
+        n = 1234 if not answers else 7
+        answers.append(n)
+        route.fulfill(status=200, content_type="application/json", body=squares(n))
+
+    page = page_for(city["admin"])
+    page.route("**/maps/layers/units.geojson?kind=grid*", answer)
+    page.add_init_script(
+        """window.__pathsWhenDrawn = null;
+        document.addEventListener("DOMContentLoaded", () => {
+            const map = document.querySelector(".folium-map");
+            new MutationObserver(() => {
+                if (window.__pathsWhenDrawn === null && map.dataset.drawnGrids !== undefined) {
+                    window.__pathsWhenDrawn = map.querySelectorAll(
+                        ".leaflet-overlay-pane path").length;
+                }
+            }).observe(map, {attributes: true});
+            window.__firstChunk = null;
+            new MutationObserver(() => {
+                const n = map.querySelectorAll(".leaflet-overlay-pane path").length;
+                if (window.__firstChunk === null && n > 0) { window.__firstChunk = n; }
+            }).observe(map, {childList: true, subtree: true});
+        });"""
+    )
+    page.goto("/maps/coverage/?lat=30.605&lon=104.01&zoom=16")
+    assert wait_drawn(page, "Grids", 1234) == 1234
+    # the first drawing seen held one chunk of grids (plus at most the workstation)
+    assert 500 <= page.evaluate("window.__firstChunk") <= 501
+    assert page.evaluate("window.__pathsWhenDrawn") >= 1234
+    # the last grid (row 30, column 33) was in the last chunk
+    click_map_at(page, 104.006 + 33 * 0.0002 + 0.00008, 30.602 + 30 * 0.0002 + 0.00008)
+    popup = page.locator(".leaflet-popup-content").last
+    popup.wait_for(state="visible")
+    assert "网格1233" in popup.inner_text() and "G1233" in popup.inner_text()
+    page.keyboard.press("Escape")
+    # a move asks again: the 7 grids of the new answer replace the 1,234
+    map_name = page.evaluate("document.querySelector('.folium-map').id")
+    page.evaluate(f"delete {DRAWN}.drawnGrids")
+    page.evaluate(f"{map_name}.panBy([200, 0], {{animate: false}})")
+    assert wait_drawn(page, "Grids", 7) == 7
+    assert page.locator(f"{OVERLAY_PATHS}[fill='#c62828']").count() == 7
+    assert answers == [1234, 7]
     assert_clean(page)

@@ -17,6 +17,7 @@
 
     var BAND = {ok: "#2e7d32", thin: "#f9a825", missing: "#c62828"};
     var WAIT_MS = 1500;
+    var CHUNK = 500;  // features added per animation frame
     var POINT_STYLES = {problems: true, workstations: true, incidents: true};
     var DENSITY = ["#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704"];
 
@@ -47,13 +48,20 @@
 
     // ---- renderers: (data, options) -> {layer, count} -------------------------------------
 
+    // A GeoJSON layer whose features the RemoteLayer adds in chunks (see _draw).
+    function geo(data, options) {
+        var layer = L.geoJSON(null, options);
+        layer._weigePending = data.features || [];
+        return layer;
+    }
+
     function unitUrl(o, code) {
         return o.unitUrl.replace("{code}", encodeURIComponent(code));
     }
 
     function unitsRenderer(data, o) {
         var L_ = o.labels;
-        var layer = L.geoJSON(data, {
+        var layer = geo(data, {
             style: function (f) {
                 var p = f.properties;
                 return {
@@ -66,31 +74,37 @@
             },
             onEachFeature: function (f, lyr) {
                 var p = f.properties;
-                var rows = [
-                    row(L_.households, p.households),
-                    row(L_.population, p.population),
-                    row(L_.band, L_["band_" + p.band] || p.band)
-                ];
-                if (data.kind === "grid") {
-                    rows.push(row(L_.chief, p.chief || L_.none));
-                    rows.push(row(L_.members, p.members));
-                    rows.push(row(L_.members_per_100, p.members_per_100_households === null
-                        ? "—" : p.members_per_100_households));
-                } else {
-                    rows.push(row(L_.liaison, p.liaison || L_.none));
-                }
-                rows.push(row(L_.building_heads, p.building_heads));
-                if (p.problems) { rows.push(row(L_.problems, p.problems)); }
-                lyr.bindPopup("<h4>" + link(unitUrl(o, p.code), p.name) + "</h4><p>" + esc(p.code)
-                    + "</p>" + table(rows));
-                lyr.bindTooltip(esc(p.name));
+                lyr.bindPopup(function () {
+                    return "<h4>" + link(unitUrl(o, p.code), p.name) + "</h4><p>" + esc(p.code)
+                        + "</p>" + table(unitRows(p));
+                });
+                lyr.bindTooltip(function () { return esc(p.name); });
             }
         });
+        // built when a popup opens: thousands of units are drawn at district zoom
+        function unitRows(p) {
+            var rows = [
+                row(L_.households, p.households),
+                row(L_.population, p.population),
+                row(L_.band, L_["band_" + p.band] || p.band)
+            ];
+            if (data.kind === "grid") {
+                rows.push(row(L_.chief, p.chief || L_.none));
+                rows.push(row(L_.members, p.members));
+                rows.push(row(L_.members_per_100, p.members_per_100_households === null
+                    ? "—" : p.members_per_100_households));
+            } else {
+                rows.push(row(L_.liaison, p.liaison || L_.none));
+            }
+            rows.push(row(L_.building_heads, p.building_heads));
+            if (p.problems) { rows.push(row(L_.problems, p.problems)); }
+            return rows;
+        }
         return {layer: layer, count: data.features.length};
     }
 
     function problemsRenderer(data, o) {
-        var layer = L.geoJSON(data, {
+        var layer = geo(data, {
             pointToLayer: function (f, latlng) {
                 return L.circleMarker(latlng, {
                     radius: 7, color: "#ffffff", weight: 2, fillOpacity: 0.95,
@@ -107,7 +121,7 @@
     }
 
     function courtyardsRenderer(data, o) {
-        var layer = L.geoJSON(data, {
+        var layer = geo(data, {
             style: function (f) {
                 var p = f.properties;
                 if (p.former) {
@@ -137,7 +151,7 @@
     function L_(o, key) { return o.labels[key] || key; }
 
     function workstationsRenderer(data, o) {
-        var layer = L.geoJSON(data, {
+        var layer = geo(data, {
             pointToLayer: function (f, latlng) {
                 return L.circleMarker(latlng, {
                     radius: 9, color: "#ffffff", weight: 2, fillOpacity: 1,
@@ -165,7 +179,7 @@
     }
 
     function workstationUnitsRenderer(data, o) {
-        var layer = L.geoJSON(data, {
+        var layer = geo(data, {
             style: function (f) {
                 return {color: f.properties.pilot ? "#00897b" : "#546e7a", weight: 2,
                         fillOpacity: f.properties.pilot ? 0.25 : 0.1};
@@ -191,7 +205,7 @@
 
     function incidentsRenderer(data, o) {
         var map = o._map;
-        var layer = L.geoJSON(data, {
+        var layer = geo(data, {
             pointToLayer: function (f, latlng) {
                 var p = f.properties;
                 if (p.cluster) {
@@ -235,15 +249,18 @@
     }
 
     function densityRenderer(data, o) {
-        var layer = L.geoJSON(data, {
+        var layer = geo(data, {
             style: function (f) {
                 return {color: "#5d4037", weight: 1, fillOpacity: 0.6,
                         fillColor: densityColour(f.properties.open, data.max_open)};
             },
             onEachFeature: function (f, lyr) {
                 var p = f.properties;
-                lyr.bindPopup("<h4>" + link(p.url, p.name) + "</h4>"
-                    + table([row(o.labels.open, p.open), row(o.labels.households, p.households)]));
+                lyr.bindPopup(function () {
+                    return "<h4>" + link(p.url, p.name) + "</h4>" + table([
+                        row(o.labels.open, p.open), row(o.labels.households, p.households)
+                    ]);
+                });
             }
         });
         return {layer: layer, count: data.features.length};
@@ -312,7 +329,9 @@
                 this._waitTimer = setTimeout(go, WAIT_MS);
                 return;
             }
-            this._timer = setTimeout(function () { self._refresh(); }, 60);
+            // the first fetch goes as soon as the page's script has set the view
+            this._timer = setTimeout(function () { self._refresh(); }, this._fetched ? 60 : 0);
+            this._fetched = true;
         },
 
         onRemove: function (map) {
@@ -367,27 +386,53 @@
                 });
         },
 
+        // Large answers are added CHUNK features per animation frame: the first ones show at
+        // once and the page stays responsive. The previous drawing stays until the first
+        // chunk is in; data-drawn-<name> and "weige:drawn" come after the last.
         _draw: function (data) {
-            var map = this._onMap, o = this._options;
+            var map = this._onMap, o = this._options, self = this, seq = this._seq;
             o._map = map;
             var drawn = RENDERERS[o.style](data, o);
-            this.clearLayers();
-            this.addLayer(drawn.layer);
-            // points stay above outlines, whichever answer came first
-            if (drawn.layer.bringToFront && POINT_STYLES[o.style]) {
-                drawn.layer.bringToFront();
-            } else if (drawn.layer.bringToBack) {
-                drawn.layer.bringToBack();
-            }
-            map.getContainer().dataset["drawn" + this._key()] = String(drawn.count);
-            map._weigeDrawn = map._weigeDrawn || {};
-            map._weigeDrawn[o.name] = true;
-            var note = "";
-            if (data.total !== undefined) {
-                note = o.labels.total.replace("%(count)s", data.total);
-            }
-            status(map, o.name, note);
-            map.fire("weige:drawn", {name: o.name, count: drawn.count});
+            var layer = drawn.layer, pending = layer._weigePending, done = 0;
+            var previous = this.getLayers();
+            this.addLayer(layer);
+            var order = function () {  // points stay above outlines, whichever came first
+                if (layer.bringToFront && POINT_STYLES[o.style]) {
+                    layer.bringToFront();
+                } else if (layer.bringToBack) {
+                    layer.bringToBack();
+                }
+            };
+            var finish = function () {
+                order();
+                map.getContainer().dataset["drawn" + self._key()] = String(drawn.count);
+                map._weigeDrawn = map._weigeDrawn || {};
+                map._weigeDrawn[o.name] = true;
+                var note = "";
+                if (data.total !== undefined) {
+                    note = o.labels.total.replace("%(count)s", data.total);
+                }
+                status(map, o.name, note);
+                map.fire("weige:drawn", {name: o.name, count: drawn.count});
+            };
+            var step = function () {
+                if (seq !== self._seq || !self._onMap) { return; }  // a newer answer won
+                if (pending) {
+                    layer.addData(pending.slice(done, done + CHUNK));
+                    done += CHUNK;
+                }
+                if (previous) {
+                    previous.forEach(function (old) { self.removeLayer(old); });
+                    previous = null;
+                }
+                if (pending && done < pending.length) {
+                    if (POINT_STYLES[o.style]) { order(); }
+                    if (document.hidden) { setTimeout(step, 0); } else { requestAnimationFrame(step); }
+                } else {
+                    finish();
+                }
+            };
+            step();
         }
     });
 
