@@ -327,23 +327,24 @@ def main() -> None:
             def choose_microgrids(page):  # the second choice of the layer control
                 page.locator(".leaflet-control-layers-base input[type=radio]").nth(1).check()
 
+            def drawn(*keys: str, more_than_zero: str = "") -> str:
+                """A condition: every named layer of the page has drawn (layers.js)."""
+                data = "document.querySelector('.folium-map').dataset"
+                parts = [f"{data}.drawn{key} !== undefined" for key in keys]
+                if more_than_zero:
+                    parts.append(f"{data}.drawn{more_than_zero} > 0")
+                return " && ".join(parts)
+
+            overlays = ("Problems", "Courtyards", "Workstations")
             scenarios = {
-                "ours_district": (
-                    "/maps/coverage/",
-                    None,
-                    "document.querySelector('.folium-map').dataset.drawnGrids !== undefined",
-                ),
+                "ours_district": ("/maps/coverage/", None, drawn("Grids", *overlays)),
                 "ours_community": (
                     f"/maps/coverage/?lat={lat:.6f}&lon={lon:.6f}&zoom=15",
                     choose_microgrids,
-                    "document.querySelector('.folium-map').dataset.drawnMicrogrids > 0",
+                    drawn(*overlays, more_than_zero="Microgrids"),
                 ),
                 "naive": ("/static/bench/naive-coverage.html", None, None),
-                "ours_hazards_district": (
-                    "/maps/hazards/",
-                    None,
-                    "document.querySelector('.folium-map').dataset.drawnIncidents !== undefined",
-                ),
+                "ours_hazards_district": ("/maps/hazards/", None, drawn("Incidents")),
             }
             for network_name, network in NETWORKS.items():
                 for name, (path, after, wait_for) in scenarios.items():

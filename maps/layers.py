@@ -39,6 +39,7 @@ from django.conf import settings
 from django.contrib.gis.db.models.functions import GeoFunc
 from django.contrib.gis.geos import Polygon
 from django.core.cache import caches
+from django.db import connections
 from django.db.models import Case, Count, FloatField, Prefetch, Q, When, prefetch_related_objects
 from django.urls import reverse
 from django.utils import timezone
@@ -555,6 +556,15 @@ def hazard_incidents(user, params, view: View):
     return qs
 
 
+def raw_rows(qs) -> list[tuple]:
+    """The rows of a values_list() queryset of plain numbers straight from the cursor: for
+    100,000 incidents Django's per-row converters cost more than the query."""
+    sql, params = qs.query.get_compiler(using=qs.db).as_sql()
+    with connections[qs.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def _late_flag(now):
     return Case(
         When(Q(deadline__lt=now) & ~Q(state__in=FINAL_STATES), then=1),
@@ -571,8 +581,11 @@ def _cells(lon: np.ndarray, lat: np.ndarray, size: float) -> tuple[np.ndarray, n
     """(cell index of each point, unique cells) on a grid of `size` degrees."""
     cx = np.floor(lon / size).astype(np.int64)
     cy = np.floor(lat / size).astype(np.int64)
-    keys = np.stack([cx, cy], axis=1)
-    cells, index = np.unique(keys, axis=0, return_inverse=True)
+    # one integer per cell (a 1-D unique is many times faster than a row-wise one)
+    x0, y0 = (cx.min(), cy.min()) if len(cx) else (0, 0)
+    span = int(cy.max() - y0) + 1 if len(cy) else 1
+    keys = (cx - x0) * span + (cy - y0)
+    cells, index = np.unique(keys, return_inverse=True)
     return index.reshape(-1), cells
 
 
@@ -580,7 +593,7 @@ def incidents_layer(user, params, view: View) -> str:
     """Incident markers: one per incident where a screen cell holds one (or from zoom
     SINGLE_MARKERS_ZOOM on), else one cluster per cell with its count and overdue count."""
     now = timezone.now()
-    rows = list(
+    rows = raw_rows(
         hazard_incidents(user, params, view)
         .annotate(lx=X("location"), ly=Y("location"), late=_late_flag(now))
         .values_list("id", "lx", "ly", "late")
@@ -646,7 +659,7 @@ def _incident_details(ids: list[int], now) -> dict[int, dict]:
 
 def incident_heat(user, params, view: View) -> dict:
     """Heat-map cells: {"points": [[lat, lon, weight], ...], "max": heaviest cell}."""
-    rows = list(
+    rows = raw_rows(
         hazard_incidents(user, params, view)
         .annotate(lx=X("location"), ly=Y("location"))
         .values_list("lx", "ly")

@@ -3,6 +3,7 @@
 import datetime
 import json
 
+import numpy as np
 import pytest
 import shapely
 from django.test import Client
@@ -14,7 +15,7 @@ from grids.services.boundaries import revise_unit
 from grids.services.courtyards import merge_courtyards
 from incidents.models import Category, Incident
 from incidents.services.intake import Report, report_incident
-from maps import geometry_cache
+from maps import geometry_cache, layers
 from tests.conftest import COMMUNITY, D2024, rect
 
 WEST = (104.005, 30.607)  # micro-grid 11 of grid 1
@@ -339,3 +340,24 @@ def test_with_a_gcj02_basemap_every_layer_is_shifted(admin, territory, settings)
         pytest.approx(px, abs=1e-6),
         pytest.approx(py, abs=1e-6),
     ]
+
+
+@pytest.mark.parametrize(
+    "lon_range, lat_range",
+    [((103.6, 104.5), (30.2, 30.9)), ((-3.0, 104.5), (-1.0, 30.8))],
+    ids=["a city", "across the zero lines"],
+)
+def test_screen_cells_group_exactly_the_points_of_one_cell(lon_range, lat_range):
+    """Clustering's cells against a plain row-wise grouping of the same points, cells
+    spread over many rows and columns."""
+    rng = np.random.default_rng(7)
+    lon = rng.uniform(*lon_range, 20_000)
+    lat = rng.uniform(*lat_range, 20_000)
+    size = 0.0037
+    index, cells = layers._cells(lon, lat, size)
+    expected_keys = np.stack([np.floor(lon / size), np.floor(lat / size)], axis=1)
+    expected_cells, expected_index = np.unique(expected_keys, axis=0, return_inverse=True)
+    assert len(cells) == len(expected_cells)
+    # the same partition of the points: cell i of ours is cell j of the plain grouping
+    pairs = set(zip(index.tolist(), expected_index.reshape(-1).tolist(), strict=True))
+    assert len(pairs) == len(cells)
