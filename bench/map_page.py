@@ -12,7 +12,9 @@ browser context with an empty cache:
 - ours, community zoom: /maps/coverage/?lat=…&lon=…&zoom=15 on one community, then the
   "micro-grids" choice in the layer control (what a planner looks at);
 - the baseline: a folium page that inlines every current micro-grid with folium.GeoJson
-  (the usual way to put a layer on a folium map), served the same way.
+  (the usual way to put a layer on a folium map), served the same way, as the file folium
+  writes ("naive") and gzip-compressed ("naive_gzip", as a web server with gzip on would
+  send it; bench/map_page_wsgi.py).
 
 Each page is loaded once after the server starts (reported as "cold": the server's
 processes load the prepared outlines into memory on their first layer request), then
@@ -205,6 +207,7 @@ def measure(
     if wait_for:  # the main layer drawn completely (the naive page draws all at once)
         page.wait_for_function("window.__allDrawn !== null", timeout=180_000)
     everything = page.evaluate("window.__allDrawn") or first
+    ready = page.evaluate("performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
     if after:
         after(page)
     if wait_for:
@@ -224,6 +227,7 @@ def measure(
         "requests": transferred["requests"],
         "first_feature_ms": round(first, 1),
         "all_drawn_ms": round(everything, 1),
+        "dom_content_loaded_ms": round(ready, 1),
         "paths_drawn": drawn,
         "layer_requests": timings,
     }
@@ -289,9 +293,13 @@ def main() -> None:
             f"--static-path-mount={static_root}",
             "--log-level=warning",
             "--no-ws",
-            "gis.wsgi:application",
+            "map_page_wsgi:application",
         ],
-        env=env,
+        env={
+            **env,
+            "WEIGE_BENCH_NAIVE_PAGE": str(naive_file),
+            "PYTHONPATH": f"{BASE}:{BASE / 'bench'}",
+        },
         cwd=BASE,
         start_new_session=True,
     )
@@ -344,6 +352,7 @@ def main() -> None:
                     drawn(*overlays, more_than_zero="Microgrids"),
                 ),
                 "naive": ("/static/bench/naive-coverage.html", None, None),
+                "naive_gzip": ("/bench/naive-coverage-gzip.html", None, None),
                 "ours_hazards_district": ("/maps/hazards/", None, drawn("Incidents")),
             }
             for network_name, network in NETWORKS.items():
@@ -360,6 +369,9 @@ def main() -> None:
                         "bytes": statistics.median(r["bytes"] for r in runs),
                         "first_feature_ms": statistics.median(r["first_feature_ms"] for r in runs),
                         "all_drawn_ms": statistics.median(r["all_drawn_ms"] for r in runs),
+                        "dom_content_loaded_ms": statistics.median(
+                            r["dom_content_loaded_ms"] for r in runs
+                        ),
                         "paths_drawn": runs[-1]["paths_drawn"],
                         "requests": runs[-1]["requests"],
                         "all": runs,
@@ -369,28 +381,38 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     for pages in results["pages"].values():
-        naive = pages["naive"]
-        for name in ("ours_district", "ours_community"):
-            page = pages[name]
-            page["bytes_vs_naive"] = round(page["bytes"] / naive["bytes"], 4)
-            page["time_vs_naive"] = round(page["first_feature_ms"] / naive["first_feature_ms"], 4)
-            page["all_vs_naive"] = round(page["all_drawn_ms"] / naive["all_drawn_ms"], 4)
+        for baseline in ("naive", "naive_gzip"):
+            naive = pages[baseline]
+            suffix = "" if baseline == "naive" else "_gzip"
+            for name in ("ours_district", "ours_community"):
+                page = pages[name]
+                page[f"bytes_vs_naive{suffix}"] = round(page["bytes"] / naive["bytes"], 4)
+                page[f"time_vs_naive{suffix}"] = round(
+                    page["first_feature_ms"] / naive["first_feature_ms"], 4
+                )
+                page[f"all_vs_naive{suffix}"] = round(
+                    page["all_drawn_ms"] / naive["all_drawn_ms"], 4
+                )
     save_results("map-page", results)
+
+    def ratios(r: dict, key: str) -> str:
+        if key not in r:
+            return "—"
+        return f"{r[key]:.3f}× / {r[key + '_gzip']:.3f}×"
+
     for network_name, pages in results["pages"].items():
-        print(f"\n{network_name}\n")
+        print(f"\n{network_name} (ratios: vs naive / vs naive_gzip)\n")
         print(
-            "| page | bytes transferred | vs naive | first features drawn | vs naive "
-            "| main layer drawn | vs naive | first load after start | paths drawn |"
+            "| page | bytes transferred | vs naive | DOMContentLoaded | first features drawn "
+            "| vs naive | main layer drawn | vs naive | first load after start | paths drawn |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for name, r in pages.items():
-            ratio_b = f"{r['bytes_vs_naive']:.3f}×" if "bytes_vs_naive" in r else "—"
-            ratio_t = f"{r['time_vs_naive']:.3f}×" if "time_vs_naive" in r else "—"
-            ratio_a = f"{r['all_vs_naive']:.3f}×" if "all_vs_naive" in r else "—"
             print(
-                f"| {name} | {r['bytes'] / 1e6:.2f} MB | {ratio_b} "
-                f"| {r['first_feature_ms']:.0f} ms | {ratio_t} "
-                f"| {r['all_drawn_ms']:.0f} ms | {ratio_a} "
+                f"| {name} | {r['bytes'] / 1e6:.2f} MB | {ratios(r, 'bytes_vs_naive')} "
+                f"| {r['dom_content_loaded_ms']:.0f} ms "
+                f"| {r['first_feature_ms']:.0f} ms | {ratios(r, 'time_vs_naive')} "
+                f"| {r['all_drawn_ms']:.0f} ms | {ratios(r, 'all_vs_naive')} "
                 f"| {r['cold']['first_feature_ms']:.0f} ms | {r['paths_drawn']:,} |"
             )
     print(

@@ -483,8 +483,27 @@ def with_units(stations: list[Workstation]) -> list[Workstation]:
 WORKSTATION_FACTS_SECONDS = 60
 
 
-def workstations_layer(user, view: View) -> str:
+# What a workstation feature carries on the map; its served units and staff (a popup's
+# worth, kilobytes per station) come with ?id=… when the popup opens, or in the download.
+SUMMARY_LEAVES_OUT = ("units", "staff")
+
+
+def _summary(facts: dict) -> dict:
+    summary = {k: v for k, v in facts.items() if k not in SUMMARY_LEAVES_OUT}
+    summary["unit_count"] = len(facts["units"])
+    summary["staff_count"] = sum(s["count"] for s in facts["staff"])
+    return summary
+
+
+def workstations_layer(user, view: View, station_id: str | None = None) -> str:
+    """The scoped workstations in the box: with a box (a map view) each with its summary,
+    without one (the download) or for one station (`station_id`) with everything."""
     stations = list(scoped_workstations(user))
+    if station_id is not None:
+        if not station_id.isdigit():
+            raise LayerError(_("id=%(raw)r is not a workstation id") % {"raw": station_id})
+        stations = [s for s in stations if s.pk == int(station_id)]
+        view = View(None, view.zoom, view.crs)
     if not stations:
         return feature_collection([])
     lon = np.array([s.location.x for s in stations])
@@ -503,7 +522,10 @@ def workstations_layer(user, view: View) -> str:
     if facts is None:
         facts = workstation_facts(user, with_units([s for s, _x, _y in shown]))
         caches[CACHE_ALIAS].set(key, facts, WORKSTATION_FACTS_SECONDS)
-    features = [feature(point(x, y), facts[s.pk], s.pk) for s, x, y in shown]
+    if view.box is None:
+        features = [feature(point(x, y), facts[s.pk], s.pk) for s, x, y in shown]
+    else:
+        features = [feature(point(x, y), _summary(facts[s.pk]), s.pk) for s, x, y in shown]
     return feature_collection(features)
 
 

@@ -84,7 +84,7 @@ def layer(request, name: str):
         elif name == "courtyards":
             body = layers.courtyards_layer(user, view)
         elif name == "workstations":
-            body = layers.workstations_layer(user, view)
+            body = layers.workstations_layer(user, view, params.get("id"))
         elif name == "workstation_units":
             body = layers.workstation_units_layer(user, view)
         elif name == "incidents":

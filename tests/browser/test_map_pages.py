@@ -146,6 +146,11 @@ def test_workstation_map_and_pilot_table(page_for, city):
     text = popup.inner_text()
     assert "花园工作站" in text and "fine-grid pilot" in text
     assert "open incidents\t3" in text or "open incidents 3" in text.replace("\t", " ")
+    # the station's units and staff are fetched when the popup opens
+    grid_link = popup.locator("a", has_text=city["grid1"].name)
+    grid_link.wait_for()
+    assert grid_link.get_attribute("href") == f"/maps/units/{city['grid1'].code}/"
+    assert "李网格长" in popup.inner_text()
     table = page.locator("table.comparison").inner_text()
     assert "pilot streets" in table and "other streets" in table
     assert_clean(page)

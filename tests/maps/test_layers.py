@@ -251,6 +251,23 @@ def test_workstation_popup_facts(admin, chief, territory):
     assert set(f["properties"]["name"] for f in get(chief, "workstations")["features"]) == {
         "花园工作站"
     }
+    # on the map: a summary per station; its units and staff come with ?id= on opening
+    box = {"bbox": "103.99,30.59,104.03,30.62", "zoom": 15}
+    summary = {
+        f["properties"]["name"]: f["properties"]
+        for f in get(admin, "workstations", **box)["features"]
+    }["花园工作站"]
+    assert "units" not in summary and "staff" not in summary
+    assert summary["unit_count"] == 1 and summary["staff_count"] == 3
+    assert summary["open"] == 2 and summary["on_time_closure_30d"] == 0.0
+    one = get(admin, "workstations", id=station.pk, **box)["features"]
+    assert [f["properties"]["name"] for f in one] == ["花园工作站"]
+    assert one[0]["properties"]["units"] == garden["units"]
+    assert one[0]["properties"]["staff"] == garden["staff"]
+    # another grid's chief asking for a station outside their units gets nothing
+    assert get(chief, "workstations", id=other.pk)["features"] == []
+    bad = admin.get("/maps/layers/workstations.geojson", {"id": "1 OR 1=1"})
+    assert bad.status_code == 400 and "id=" in bad.json()["error"]
     served = by_code(get(admin, "workstation_units"))
     assert served[territory["grid1"].code]["properties"]["pilot"] is True
     assert served[territory["grid2"].code]["properties"]["pilot"] is False

@@ -150,6 +150,29 @@
 
     function L_(o, key) { return o.labels[key] || key; }
 
+    function stationHtml(p, o) {
+        var html = "<h4>" + esc(p.name) + (p.pilot ? " · " + esc(o.labels.pilot) : "")
+            + "</h4>" + table([
+                row(o.labels.address, p.address),
+                row(o.labels.open, p.open),
+                row(o.labels.overdue, p.overdue),
+                row(o.labels.on_time_closure_30d, percent(p.on_time_closure_30d))
+            ]);
+        if (!p.units) {  // a map view's summary: the rest is being fetched
+            return html + '<p class="weige-popup-more">' + esc(o.labels.loading) + "</p>";
+        }
+        var units = p.units.map(function (u) { return link(u.url, u.name); }).join("、");
+        var staff = p.staff.map(function (s) {
+            return esc(s.role) + " " + s.count + (s.names.length ? "（" + esc(s.names.join("、")) + "）" : "");
+        }).join("<br>");
+        return html + "<p><b>" + esc(o.labels.units) + "</b> " + units + "</p><p><b>"
+            + esc(o.labels.staff) + "</b><br>" + (staff || esc(o.labels.none)) + "</p>";
+    }
+
+    function withParam(url, name, value) {
+        return url + (url.indexOf("?") < 0 ? "?" : "&") + name + "=" + encodeURIComponent(value);
+    }
+
     function workstationsRenderer(data, o) {
         var layer = geo(data, {
             pointToLayer: function (f, latlng) {
@@ -159,20 +182,27 @@
                 });
             },
             onEachFeature: function (f, lyr) {
-                var p = f.properties;
-                var units = p.units.map(function (u) { return link(u.url, u.name); }).join("、");
-                var staff = p.staff.map(function (s) {
-                    return esc(s.role) + " " + s.count + (s.names.length ? "（" + esc(s.names.join("、")) + "）" : "");
-                }).join("<br>");
-                lyr.bindPopup("<h4>" + esc(p.name) + (p.pilot ? " · " + esc(o.labels.pilot) : "")
-                    + "</h4>" + table([
-                        row(o.labels.address, p.address),
-                        row(o.labels.open, p.open),
-                        row(o.labels.overdue, p.overdue),
-                        row(o.labels.on_time_closure_30d, percent(p.on_time_closure_30d))
-                    ]) + "<p><b>" + esc(o.labels.units) + "</b> " + units + "</p><p><b>"
-                    + esc(o.labels.staff) + "</b><br>" + (staff || esc(o.labels.none)) + "</p>");
-                lyr.bindTooltip(esc(p.name));
+                var p = f.properties, full = null;
+                lyr.bindPopup(function () { return stationHtml(full || p, o); });
+                lyr.on("popupopen", function (e) {
+                    if (full || p.units) { return; }
+                    fetch(withParam(o.url, "id", f.id),
+                          {credentials: "same-origin", headers: {"Accept": "application/json"}})
+                        .then(function (response) {
+                            if (!response.ok) { throw new Error(String(response.status)); }
+                            return response.json();
+                        })
+                        .then(function (answer) {
+                            if (!answer.features.length) { throw new Error("gone"); }
+                            full = answer.features[0].properties;
+                            e.popup.setContent(stationHtml(full, o));
+                        })
+                        .catch(function () {
+                            var more = e.popup.getElement().querySelector(".weige-popup-more");
+                            if (more) { more.textContent = o.labels.failed; }
+                        });
+                });
+                lyr.bindTooltip(function () { return esc(p.name); });
             }
         });
         return {layer: layer, count: data.features.length};
