@@ -78,6 +78,7 @@ def js_labels() -> dict[str, str]:
         "cluster": _("%(count)s incidents, %(overdue)s overdue; click to zoom in"),
         "total": _("%(count)s incidents match"),
         "zoom_in": _("zoom in to see this layer"),
+        "empty": _("%(layer)s: none in this view"),
         "loading": _("loading…"),
         "failed": _("this layer could not be loaded"),
     }

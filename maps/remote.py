@@ -65,6 +65,7 @@ class RemoteLayer(JSCSSMixin, Layer):
             "url": url,
             "style": style,
             "name": key,
+            "title": str(name),
             "minZoom": min_zoom,
             "waitFor": wait_for,
             "unitUrl": unit_url,

@@ -248,3 +248,13 @@ def test_a_large_answer_is_drawn_in_chunks_and_a_newer_one_replaces_it(page_for,
     assert page.locator(f"{OVERLAY_PATHS}[fill='#c62828']").count() == 7
     assert answers == [1234, 7]
     assert_clean(page)
+
+
+def test_a_view_without_units_says_so(page_for, city):
+    page = page_for(city["admin"])
+    page.goto("/maps/coverage/?lat=31.5&lon=105.0&zoom=16")  # far from the territory
+    assert wait_drawn(page, "Grids") == 0
+    status = page.locator(".weige-status")
+    status.locator("[data-layer='grids']").wait_for()
+    assert status.locator("[data-layer='grids']").inner_text() == "grids: none in this view"
+    assert_clean(page)

@@ -441,6 +441,8 @@
                 var note = "";
                 if (data.total !== undefined) {
                     note = o.labels.total.replace("%(count)s", data.total);
+                } else if (!drawn.count) {  // say so rather than leave a blank map
+                    note = o.labels.empty.replace("%(layer)s", o.title || o.name);
                 }
                 status(map, o.name, note);
                 map.fire("weige:drawn", {name: o.name, count: drawn.count});
