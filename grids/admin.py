@@ -1,5 +1,6 @@
 """Django admin for the territory, with offline map widgets."""
 
+from django import forms
 from django.contrib import admin
 from django.contrib.gis import admin as gis_admin
 from django.contrib.gis.db import models as gis_models
@@ -85,8 +86,32 @@ class LineageInline(admin.TabularInline):
         return False
 
 
+class BoundaryVersionForm(forms.ModelForm):
+    """A saved version's outline is history: shown on the map, never redrawn in place."""
+
+    class Meta:
+        model = BoundaryVersion
+        fields = ("geom", "reason")  # the admin adds the rest it shows
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and "geom" not in self.changed_data:
+            # the map widget round-trips through web mercator: keep the stored outline exact
+            cleaned["geom"] = BoundaryVersion.objects.get(pk=self.instance.pk).geom
+        elif self.instance.pk:
+            self.add_error(
+                "geom",
+                _(
+                    "a boundary version's outline cannot be changed here; a new outline is "
+                    "a new version (import_units or the redraw service)"
+                ),
+            )
+        return cleaned
+
+
 @admin.register(BoundaryVersion)
 class BoundaryVersionAdmin(OfflineMapAdmin):
+    form = BoundaryVersionForm
     list_display = ("unit", "name", "valid_from", "valid_to", "change", "created_by")
     list_filter = ("change", "unit__kind", "valid_to")
     search_fields = ("unit__code", "name")

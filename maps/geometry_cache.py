@@ -25,6 +25,7 @@ import shapely
 from django.contrib.gis.db.models.functions import AsWKB
 from django.core.cache import caches
 from django.db.models import Count, Max
+from django.utils import timezone
 
 from gis.crs import transform_geometries
 from grids.models import BoundaryVersion
@@ -76,15 +77,22 @@ class Outlines:
         return np.flatnonzero(hit)
 
 
+def shown_versions():
+    """The boundary versions the maps draw: those valid today (a version dated from tomorrow
+    shows tomorrow, as in the coverage check)."""
+    return BoundaryVersion.objects.valid_at(timezone.localdate())
+
+
 def boundary_state(kind: str) -> str:
-    """A key that changes whenever the current outlines of `kind` change."""
+    """A key that changes whenever the outlines of `kind` shown today change: the day, the
+    number of versions valid today, the newest one's id and creation time."""
     facts = (
-        BoundaryVersion.objects.current()
+        shown_versions()
         .filter(unit__kind=kind)
         .aggregate(n=Count("id"), last=Max("id"), newest=Max("created_at"))
     )
     newest = facts["newest"].timestamp() if facts["newest"] else 0
-    return f"{facts['n']}-{facts['last'] or 0}-{newest:.6f}"
+    return f"{timezone.localdate():%Y%m%d}-{facts['n']}-{facts['last'] or 0}-{newest:.6f}"
 
 
 _memory: dict[tuple[str, str], Outlines] = {}
@@ -116,7 +124,7 @@ def forget() -> None:
 
 def _load(kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = list(
-        BoundaryVersion.objects.current()
+        shown_versions()
         .filter(unit__kind=kind)
         .order_by("unit_id")
         .annotate(wkb=AsWKB("geom"))

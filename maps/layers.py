@@ -29,6 +29,7 @@ import datetime
 import hashlib
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -110,6 +111,15 @@ def parse_view(params, crs: str) -> View:
             raise LayerError(_("bbox=%(raw)r must be four numbers x0,y0,x1,y1") % {"raw": raw})
         if box[0] > box[2] or box[1] > box[3]:
             raise LayerError(_("bbox=%(raw)r: x0 > x1 or y0 > y1") % {"raw": raw})
+        # a zoomed-out browser asks for more than the globe: keep to it (GEOS cannot take
+        # coordinates of any size)
+        x0, y0, x1, y1 = box
+        box = (
+            min(max(x0, -180.0), 180.0),
+            min(max(y0, -90.0), 90.0),
+            min(max(x1, -180.0), 180.0),
+            min(max(y1, -90.0), 90.0),
+        )
     zoom = None
     raw = params.get("zoom")
     if raw:
@@ -312,7 +322,10 @@ def problems_layer(user, view: View) -> str:
             "kind": kind,
             "type": problem["type"],
             "severity": problem["severity"],
-            "message": problem["message"],
+            # the check's message names every unit involved: only for those who see them all
+            "message": problem["message"]
+            if visible.issuperset(problem["codes"])
+            else _("also involves units outside your scope"),
             "codes": [c for c in problem["codes"] if c in visible],
             "area_m2": round(problem["area_m2"], 1) if problem.get("area_m2") else None,
         }
@@ -470,9 +483,11 @@ def scoped_workstations(user):
     return in_scope(Workstation.objects.all(), user, "units").distinct().order_by("name")
 
 
-def with_units(stations: list[Workstation]) -> list[Workstation]:
-    """The stations with their served units loaded (the few fields the maps use)."""
-    units = Unit.objects.only("id", "code", "name", "path", "kind").order_by("code")
+def with_units(stations: list[Workstation], user) -> list[Workstation]:
+    """The stations with those of their served units `user` may see loaded (the few fields
+    the maps use): units, staff and rates of other units stay out of the popups."""
+    units = in_scope(Unit.objects.all(), user).only("id", "code", "name", "path", "kind")
+    units = units.order_by("code")
     prefetch_related_objects(stations, Prefetch("units", queryset=units))
     return stations
 
@@ -500,7 +515,7 @@ def workstations_layer(user, view: View, station_id: str | None = None) -> str:
     without one (the download) or for one station (`station_id`) with everything."""
     stations = list(scoped_workstations(user))
     if station_id is not None:
-        if not station_id.isdigit():
+        if not re.fullmatch(r"[0-9]{1,18}", station_id):
             raise LayerError(_("id=%(raw)r is not a workstation id") % {"raw": station_id})
         stations = [s for s in stations if s.pk == int(station_id)]
         view = View(None, view.zoom, view.crs)
@@ -520,7 +535,7 @@ def workstations_layer(user, view: View, station_id: str | None = None) -> str:
     key = f"workstation-facts:{user.pk}:{hashlib.sha1(ids.encode()).hexdigest()}"
     facts = caches[CACHE_ALIAS].get(key)
     if facts is None:
-        facts = workstation_facts(user, with_units([s for s, _x, _y in shown]))
+        facts = workstation_facts(user, with_units([s for s, _x, _y in shown], user))
         caches[CACHE_ALIAS].set(key, facts, WORKSTATION_FACTS_SECONDS)
     if view.box is None:
         features = [feature(point(x, y), facts[s.pk], s.pk) for s, x, y in shown]
@@ -531,7 +546,7 @@ def workstations_layer(user, view: View, station_id: str | None = None) -> str:
 
 def workstation_units_layer(user, view: View) -> str:
     served: dict[int, list[Workstation]] = defaultdict(list)
-    for station in with_units(list(scoped_workstations(user))):
+    for station in with_units(list(scoped_workstations(user)), user):
         for unit in station.units.all():
             served[unit.pk].append(station)
     kinds = set(Unit.objects.filter(pk__in=served).values_list("kind", flat=True))
@@ -587,6 +602,15 @@ def raw_rows(qs) -> list[tuple]:
         return cursor.fetchall()
 
 
+def _in_display_box(lon: np.ndarray, lat: np.ndarray, view: View) -> np.ndarray:
+    """Which points lie in the view's box (in the display CRS: the database was asked with a
+    margin around a GCJ-02 box)."""
+    if view.box is None:
+        return np.ones(len(lon), dtype=bool)
+    x0, y0, x1, y1 = view.box
+    return (lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1)
+
+
 def _late_flag(now):
     return Case(
         When(Q(deadline__lt=now) & ~Q(state__in=FINAL_STATES), then=1),
@@ -620,13 +644,18 @@ def incidents_layer(user, params, view: View) -> str:
         .annotate(lx=X("location"), ly=Y("location"), late=_late_flag(now))
         .values_list("id", "lx", "ly", "late")
     )
-    total = len(rows)
     if not rows:
         return feature_collection([], total=0)
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     lon, lat = to_display(np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), view.crs)
     late = np.array([r[3] for r in rows], dtype=np.int64)
-    if view.zoom is not None and view.zoom >= SINGLE_MARKERS_ZOOM:
+    inside = _in_display_box(lon, lat, view)
+    ids, lon, lat, late = ids[inside], lon[inside], lat[inside], late[inside]
+    total = len(ids)
+    if not total:
+        return feature_collection([], total=0)
+    # a whole-layer download (no zoom) and close views: every incident on its own
+    if view.zoom is None or view.zoom >= SINGLE_MARKERS_ZOOM:
         singles = np.arange(len(ids))
         clusters = []
     else:
@@ -689,6 +718,10 @@ def incident_heat(user, params, view: View) -> dict:
     if not rows:
         return {"points": [], "max": 0, "total": 0}
     lon, lat = to_display(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), view.crs)
+    inside = _in_display_box(lon, lat, view)
+    lon, lat = lon[inside], lat[inside]
+    if not len(lon):
+        return {"points": [], "max": 0, "total": 0}
     index, cells = _cells(lon, lat, _cell_size(view.zoom, HEAT_CELL_PX))
     weight = np.bincount(index, minlength=len(cells))
     sum_x = np.bincount(index, weights=lon, minlength=len(cells))
@@ -697,7 +730,7 @@ def incident_heat(user, params, view: View) -> dict:
         [round(sum_y[c] / weight[c], 6), round(sum_x[c] / weight[c], 6), int(weight[c])]
         for c in range(len(cells))
     ]
-    return {"points": points, "max": int(weight.max()), "total": len(rows)}
+    return {"points": points, "max": int(weight.max()), "total": len(lon)}
 
 
 def incident_density_layer(user, params, view: View) -> str:

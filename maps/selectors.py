@@ -20,6 +20,7 @@ from grids.scoping import in_scope, scope_roots, sees_everything
 from incidents.kpis import indicators_of_units
 from incidents.selectors import incidents_for
 from incidents.workflow import FINAL_STATES
+from maps.geometry_cache import shown_versions
 
 
 def _display_bounds(extent, crs: str) -> list[list[float]] | None:
@@ -35,7 +36,7 @@ def _display_bounds(extent, crs: str) -> list[list[float]] | None:
 def scope_bounds(user, crs: str = "wgs84") -> list[list[float]] | None:
     """[[south, west], [north, east]] around the units the user is assigned to (for
     superusers: around every current unit), or None when there is nothing to show."""
-    versions = BoundaryVersion.objects.current()
+    versions = shown_versions()
     if sees_everything(user):
         top = versions.filter(unit__parent__isnull=True)
         extent = (top if top.exists() else versions).aggregate(e=Extent("geom"))["e"]
@@ -77,10 +78,10 @@ class UnitFamily:
 def unit_family(unit: Unit, user, crs: str = "wgs84") -> UnitFamily | None:
     """The unit's current outline, its current children and the units of its kind that
     touch it (within the user's scope); None when the unit has no current boundary."""
-    version = unit.versions.filter(valid_to__isnull=True).select_related("unit").first()
+    current = shown_versions().select_related("unit")
+    version = current.filter(unit=unit).first()
     if version is None:
         return None
-    current = BoundaryVersion.objects.current().select_related("unit")
     children = current.filter(unit__parent=unit, unit__retired_on__isnull=True)
     neighbours = (
         current.filter(unit__kind=unit.kind, geom__touches=version.geom)

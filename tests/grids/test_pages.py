@@ -1,3 +1,4 @@
+import html
 import re
 
 import pytest
@@ -66,3 +67,38 @@ def test_admin_lists_every_territory_model(client, admin_user, small_territory):
     ):
         assert client.get(f"/admin/grids/{model}/").status_code == 200, model
     assert client.get("/admin/grids/workstation/add/").status_code == 200
+
+
+def admin_form_data(page: str) -> dict:
+    """The values an admin change form would post as it is (inputs and textareas)."""
+    data = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page))
+    for name, value in re.findall(r'<input type="text" name="([^"]+)" value="([^"]*)"', page):
+        data[name] = value
+    for name, value in re.findall(
+        r'<textarea[^>]* name="([^"]+)"[^>]*>(.*?)</textarea>', page, re.S
+    ):
+        data[name] = html.unescape(value).strip()
+    data.pop("csrfmiddlewaretoken", None)
+    return data
+
+
+def test_the_admin_refuses_to_redraw_a_saved_version_in_place(client, admin_user, small_territory):
+    client.force_login(admin_user)
+    version = small_territory["grid1"].current_version()
+    before = version.geom.wkt
+    url = f"/admin/grids/boundaryversion/{version.pk}/change/"
+    form = admin_form_data(client.get(url).content.decode())
+    moved = version.geom.buffer(0.001)
+    response = client.post(url, {**form, "geom": moved.ewkt, "reason": "moved by hand"})
+    assert response.status_code == 200  # the form again, with the error
+    assert "cannot be changed here" in response.content.decode()
+    version.refresh_from_db()
+    assert version.geom.wkt == before and version.reason != "moved by hand"
+    # the reason alone may still be edited
+    response = client.post(url, {**form, "reason": "typo fixed"})
+    assert response.status_code == 302, (
+        response.context["adminform"].form.errors,
+        [f.formset.errors for f in response.context["inline_admin_formsets"]],
+    )
+    version.refresh_from_db()
+    assert version.reason == "typo fixed" and version.geom.wkt == before

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import shapely
+from django.core.cache import caches
 from django.test import Client
 from django.utils import timezone
 
@@ -159,6 +160,17 @@ def test_a_new_boundary_version_is_served_at_once(admin, territory):
     assert after.bounds[2] == pytest.approx(104.008)
 
 
+def test_a_version_dated_from_tomorrow_is_drawn_from_tomorrow(admin, territory):
+    micro = territory["micro11"]
+    tomorrow = timezone.localdate() + datetime.timedelta(days=1)
+    revise_unit(micro, valid_from=tomorrow, geom=rect(104.00, 30.605, 104.006, 30.61))
+    today = shapely.geometry.shape(
+        by_code(get(admin, "units", kind="microgrid"))[micro.code]["geometry"]
+    )
+    assert today.bounds[2] == pytest.approx(104.01)  # still today's outline
+    assert geometry_cache.boundary_state("microgrid").startswith(f"{timezone.localdate():%Y%m%d}-")
+
+
 # ---- problems and courtyards ----------------------------------------------------------
 
 
@@ -179,6 +191,33 @@ def test_a_coverage_gap_is_a_problem_point_and_marks_its_units(admin, chief, mak
     micro = by_code(get(admin, "units", kind="microgrid"))
     assert micro[territory["micro11"].code]["properties"]["problems"] == 0
     assert get(chief, "problems")["features"] == []  # not in the chief's grid
+
+
+def test_a_problem_shared_with_units_outside_the_scope_keeps_their_names_out(
+    admin, chief, territory
+):
+    # grid 2 is redrawn over a strip of grid 1: an overlap between the chief's grid and one
+    # the chief may not see
+    revise_unit(
+        territory["grid2"],
+        valid_from=datetime.date(2025, 1, 1),
+        geom=rect(104.008, 30.60, 104.02, 30.61),
+    )
+    grid1, grid2 = territory["grid1"].code, territory["grid2"].code
+    overlap = [
+        f["properties"]
+        for f in get(admin, "problems")["features"]
+        if f["properties"]["type"] == "overlap" and grid1 in f["properties"]["codes"]
+    ]
+    assert overlap and grid2 in overlap[0]["message"]
+    seen = [
+        f["properties"]
+        for f in get(chief, "problems")["features"]
+        if f["properties"]["type"] == "overlap"
+    ]
+    assert seen and seen[0]["codes"] == [grid1]
+    assert grid2 not in json.dumps(seen, ensure_ascii=False)
+    assert seen[0]["message"] == "also involves units outside your scope"
 
 
 def test_merged_courtyards_are_one_outline_with_their_former_compounds(admin, make_unit, territory):
@@ -251,6 +290,19 @@ def test_workstation_popup_facts(admin, chief, territory):
     assert set(f["properties"]["name"] for f in get(chief, "workstations")["features"]) == {
         "花园工作站"
     }
+    # a station serving grids of two chiefs shows each chief only their own units and staff
+    station.units.add(territory["grid2"])
+    assign(territory["grid2"], "grid_chief", "赵网格长")
+    caches["maps"].clear()
+    mine = get(chief, "workstations")["features"]
+    assert [u["code"] for u in mine[0]["properties"]["units"]] == [territory["grid1"].code]
+    assert "赵网格长" not in json.dumps(mine, ensure_ascii=False)
+    both = {
+        f["properties"]["name"]: f["properties"] for f in get(admin, "workstations")["features"]
+    }["花园工作站"]
+    assert [u["code"] for u in both["units"]] == [territory["grid1"].code, territory["grid2"].code]
+    station.units.remove(territory["grid2"])
+    caches["maps"].clear()
     # on the map: a summary per station; its units and staff come with ?id= on opening
     box = {"bbox": "103.99,30.59,104.03,30.62", "zoom": 15}
     summary = {
@@ -290,6 +342,10 @@ def test_incidents_cluster_at_low_zoom_and_split_at_high_zoom(admin, territory):
     single = next(f for f in high["features"] if f["properties"]["category"].startswith("E0404"))
     assert single["properties"]["url"] == f"/incidents/{single['id']}/"
     assert single["properties"]["police_relevant"] is True
+    # the whole layer (the download: no box, no zoom) has every incident on its own
+    whole = get(admin, "incidents", download=1)
+    assert whole["total"] == 6 and len(whole["features"]) == 6
+    assert not any(f["properties"]["cluster"] for f in whole["features"])
 
 
 def test_incident_layers_apply_the_list_filters_and_the_scope(admin, chief, territory):
@@ -329,6 +385,17 @@ def test_the_endpoint_refuses_anonymous_unknown_and_bad_parameters(admin, territ
         assert response.status_code == 400 and word in response.json()["error"]
     response = admin.get("/maps/layers/incidents.geojson", {"state": "sleeping"})
     assert response.status_code == 400 and "state=" in response.json()["error"]
+
+
+def test_a_box_beyond_the_globe_is_kept_to_it(admin, territory):
+    report(WEST)
+    # a browser zoomed far out asks for more than the globe; absurd sizes must not reach GEOS
+    for bbox in ("-200,-100,200,100", "0,0,1e308,1e308", "-1e308,-1e308,1e308,1e308"):
+        for name in ("incidents", "incident_heat", "units", "problems", "workstations"):
+            response = admin.get(f"/maps/layers/{name}.geojson", {"bbox": bbox, "zoom": 3})
+            assert response.status_code == 200, (name, bbox)
+        assert get(admin, "incidents", bbox=bbox, zoom=3)["total"] == 1
+    assert layers.parse_view({"bbox": "-200,-100,1e308,100"}, "wgs84").box == (-180, -90, 180, 90)
 
 
 def test_download_is_an_attachment_with_the_whole_layer(admin, territory):
