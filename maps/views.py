@@ -230,7 +230,7 @@ def hazards(request):
     )
     values = {name: request.GET.get(name, "") for name in HAZARD_FILTERS}
     values["states"] = request.GET.getlist("state")
-    downloads = [(specs[0].name, specs[0].url), (specs[2].name, specs[2].url)]
+    downloads = [(_("incidents"), specs[0].url), (specs[2].name, specs[2].url)]
     return _page(
         request,
         "maps/hazards.html",

@@ -59,6 +59,14 @@ def test_each_map_page_carries_its_layers_and_nothing_foreign(admin, url, layers
     assert "download=1" in page
 
 
+def test_the_hazard_download_is_named_for_what_it_holds(admin):
+    """The download has every incident on its own, so its link does not say "clustered"."""
+    page = admin.get("/maps/hazards/").text
+    links = re.findall(r'<a href="([^"]+download=1)" download>([^<]+)</a>', page)
+    assert [label for _url, label in links] == ["incidents", "open incidents per grid"]
+    assert links[0][0].startswith("/maps/layers/incidents.geojson")
+
+
 def test_micro_grids_are_an_exclusive_choice_shown_from_zoom_14(admin):
     layers = {layer["name"]: layer for layer in remote_layers(admin.get("/maps/coverage/").text)}
     assert layers["microgrids"]["minZoom"] == 14
