@@ -16,6 +16,7 @@ A point outside every micro-grid is "unassigned" (the levels it does fall in are
 """
 
 import datetime
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -115,6 +116,8 @@ class BulkGeotagger:
         self.code_rank = np.argsort(np.argsort(self.code.astype(str)))
         self.breaks = np.unique(np.concatenate([self.valid_from, self.valid_to]))
         self._periods: dict[int, _Period] = {}
+        self._json_heads: dict[int, str] = {}
+        self._json_codes: dict[int, str] = {}
 
     def tag(self, lons, lats, dates) -> "BulkTags":
         """Geotags for WGS84 points, each at its own date: `dates` are datetime.date objects
@@ -238,6 +241,19 @@ class BulkGeotagger:
             "distance_m": round(float(metres), 2),
             "neighbour_of": str(self.code[chosen]),
         }
+
+    def candidate_json(self, other: int, metres: float, chosen: int) -> str:
+        """candidate() as json.dumps writes it, from text kept per version: the same
+        characters, without making the dict (a bulk import makes hundreds of thousands)."""
+        head = self._json_heads.get(other)
+        if head is None:
+            fields = self.candidate(other, 0.0, chosen)
+            del fields["distance_m"], fields["neighbour_of"]  # the last two keys
+            head = self._json_heads[other] = json.dumps(fields)[:-1] + ', "distance_m": '
+        code = self._json_codes.get(chosen)
+        if code is None:
+            code = self._json_codes[chosen] = json.dumps(str(self.code[chosen]))
+        return f'{head}{round(float(metres), 2)!r}, "neighbour_of": {code}}}'
 
 
 def _versions(kinds: list[str]) -> tuple[list[tuple], list[bytes]]:
@@ -587,6 +603,30 @@ class BulkTags:
                     tagger.candidate(versions[i], metres[i], chosen[i])
                 )
         self._pending = []
+
+    def candidate_texts(self) -> dict[int, str]:
+        """{point: its candidates as JSON text} for the points that have candidates: the
+        text json.dumps(self[point].candidates) gives, made without the dicts."""
+        seen = [np.unique(points) for _t, points, *_rest in self._pending]
+        everywhere = np.concatenate([np.fromiter(self.candidates, dtype=np.int64), *seen])
+        if len(np.unique(everywhere)) < len(everywhere):  # a point's candidates in two places
+            self._materialise()
+        texts = {point: json.dumps(found) for point, found in self.candidates.items()}
+        for tagger, points, versions, metres, chosen in self._pending:
+            levels = tagger.level[versions]
+            order = np.lexsort((tagger.code_rank[versions], levels, points))
+            parts: dict[int, list[str]] = {}
+            for point, version, m, c in zip(
+                points[order].tolist(),
+                versions[order].tolist(),
+                metres[order].tolist(),
+                chosen[order].tolist(),
+                strict=True,
+            ):
+                parts.setdefault(point, []).append(tagger.candidate_json(version, m, c))
+            for point, items in parts.items():
+                texts[point] = f"[{', '.join(items)}]"
+        return texts
 
     def merge(self, where: np.ndarray, other: "BulkTags") -> None:
         """Put `other` (tags of the points at positions `where`) into these tags."""

@@ -1,6 +1,7 @@
 """BulkGeotagger's fast paths agree with the single lookup (geotag_point), point by point."""
 
 import datetime
+import json
 
 import numpy as np
 import pytest
@@ -39,6 +40,11 @@ def tricky_points(rng, n=400):
 
 def assert_same(lons, lats, days_or_dates, at_of):
     bulk = BulkGeotagger().tag(lons, lats, days_or_dates)
+    texts = bulk.candidate_texts()  # before bulk[i] makes the dicts
+    with_candidates = [i for i in range(len(lons)) if bulk[i].candidates]
+    assert sorted(texts) == with_candidates
+    for i in with_candidates:  # the import stores this text: what intake's json.dumps writes
+        assert texts[i] == json.dumps(bulk[i].candidates)
     for i, (lon, lat) in enumerate(zip(lons, lats, strict=True)):
         one = geotag_point(float(lon), float(lat), at_of(i))
         tag = bulk[i]

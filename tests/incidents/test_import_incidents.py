@@ -343,3 +343,42 @@ def test_outside_a_transaction_writer_threads_write_every_chunk_once(
     assert sorted(Incident.objects.values_list("external_id", flat=True)) == sorted(expected)
     assert TimelineEntry.objects.count() == len(expected)
     assert Incident.objects.get(external_id="t1").unit == small_territory["micro11"]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("104.5", 104.5), (" 104.5 ", 104.5), ("104,5", 104.5), (" 30,25\t", 30.25), (7, 7.0)],
+)
+def test_coordinates_read_with_spaces_and_decimal_commas(text, value):
+    assert importing._number(text) == value
+
+
+@pytest.mark.parametrize("text", ["abc", "", None, "nan", "-inf", "1e999", True, "1,5,0"])
+def test_coordinates_that_are_not_finite_numbers_are_refused(text):
+    with pytest.raises((ValueError, TypeError)):
+        importing._number(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "copied"),
+    [
+        ("plain 文字", "plain 文字"),
+        ('{"name": "\\u4e1c\\u57ce"}', '{"name": "\\\\u4e1c\\\\u57ce"}'),
+        ("a\tb\nc\rd\\e", "a\\tb\\nc\\rd\\\\e"),
+        ("\\t", "\\\\t"),  # a backslash then "t", not a tab
+    ],
+)
+def test_copy_text_escapes_exactly_what_copy_reads_specially(text, copied):
+    assert importing._copy_escape(text) == copied
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL planner setting")
+def test_the_id_lookup_leaves_the_planner_settings_as_it_found_them(
+    tmp_path, small_territory, manhole
+):
+    run(write(tmp_path, "one.csv", HEADER + GOOD_AND_BAD.splitlines()[1] + "\n"), *ID_ARGS)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = on")
+        assert importing.existing_ids(["a1", "nope"]) == {"a1"}
+        cursor.execute("SHOW enable_seqscan")
+        assert cursor.fetchone() == ("on",)
