@@ -11,11 +11,12 @@ then, in one process per database and one run:
 - plain insert: the same CSV rows read and inserted into the incident table in the same
   chunks, without checks, geotagging, deadlines or timeline entries (executemany on SQLite,
   COPY on PostGIS) — the floor any import is measured against;
-- geotagging: BulkGeotagger (the import's geotagger) on the same points in the import's
-  chunks, against geopandas.sjoin(points, micro-grid polygons, predicate="within"), each
-  twice: "including build" is the first pass (ours: loading the boundary versions and
-  building each period's indexes on first use; sjoin: building the polygons' spatial
-  index), "after build" the second pass over the same points with the indexes built. The
+- geotagging (measured first, while the database server is idle): BulkGeotagger (the
+  import's geotagger) on the same points in the import's chunks, against
+  geopandas.sjoin(points, micro-grid polygons, predicate="within"), each twice:
+  "including build" is the first pass (ours: loading the boundary versions and building
+  each period's indexes on first use; sjoin: building the polygons' spatial index),
+  "after build" the second pass over the same points with the indexes built. The
   sjoin times include making the point GeoDataFrame. The one-off build time of ours
   (load + first pass − second pass) is reported on its own;
 - peak memory: the process's maximum resident size after each step (ru_maxrss).
