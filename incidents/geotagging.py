@@ -594,14 +594,23 @@ class BulkTags:
         if len(points):
             self._pending.append((tagger, points, versions, metres, chosen))
 
-    def _materialise(self) -> None:
+    def _pending_in_order(self):
+        """(tagger, point, version, metres, chosen) of each pending candidate, a point's
+        candidates in the order they are listed: by level, then by code."""
         for tagger, points, versions, metres, chosen in self._pending:
-            levels = tagger.level[versions]
-            order = np.lexsort((tagger.code_rank[versions], levels, points))
-            for i in order:
-                self.candidates.setdefault(int(points[i]), []).append(
-                    tagger.candidate(versions[i], metres[i], chosen[i])
-                )
+            order = np.lexsort((tagger.code_rank[versions], tagger.level[versions], points))
+            for row in zip(
+                points[order].tolist(),
+                versions[order].tolist(),
+                metres[order].tolist(),
+                chosen[order].tolist(),
+                strict=True,
+            ):
+                yield tagger, *row
+
+    def _materialise(self) -> None:
+        for tagger, point, version, metres, chosen in self._pending_in_order():
+            self.candidates.setdefault(point, []).append(tagger.candidate(version, metres, chosen))
         self._pending = []
 
     def candidate_texts(self) -> dict[int, str]:
@@ -612,20 +621,11 @@ class BulkTags:
         if len(np.unique(everywhere)) < len(everywhere):  # a point's candidates in two places
             self._materialise()
         texts = {point: json.dumps(found) for point, found in self.candidates.items()}
-        for tagger, points, versions, metres, chosen in self._pending:
-            levels = tagger.level[versions]
-            order = np.lexsort((tagger.code_rank[versions], levels, points))
-            parts: dict[int, list[str]] = {}
-            for point, version, m, c in zip(
-                points[order].tolist(),
-                versions[order].tolist(),
-                metres[order].tolist(),
-                chosen[order].tolist(),
-                strict=True,
-            ):
-                parts.setdefault(point, []).append(tagger.candidate_json(version, m, c))
-            for point, items in parts.items():
-                texts[point] = f"[{', '.join(items)}]"
+        parts: dict[int, list[str]] = {}
+        for tagger, point, version, metres, chosen in self._pending_in_order():
+            parts.setdefault(point, []).append(tagger.candidate_json(version, metres, chosen))
+        for point, items in parts.items():
+            texts[point] = f"[{', '.join(items)}]"
         return texts
 
     def merge(self, where: np.ndarray, other: "BulkTags") -> None:
