@@ -13,7 +13,10 @@ from the internet without a test failing. The one exception is the configured ti
 `render_fragment` renders a map for a Django template as three parts: `head` (the asset links
 and the map's size, for {% block head %}), `html` (the map's <div>) and `script` (its
 JavaScript, in a <script> element, placed after the div). folium's own page-wide styles for
-a stand-alone map (html and body at 100 % height without margins) are left out.
+a stand-alone map (html and body at 100 % height without margins) are left out. `early` holds
+the requests a map's layers make before anything else has loaded (maps.remote.RemoteLayer
+with `early_bounds`), for the very top of the page's head, before any stylesheet (which would
+hold a script back).
 """
 
 import re
@@ -68,12 +71,14 @@ class ForeignAsset(ValueError):
 
 @dataclass(frozen=True)
 class MapFragment:
-    """A rendered map: `head` for the page head, `html` and `script` for the body."""
+    """A rendered map: `early` and `head` for the page head, `html` and `script` for the
+    body."""
 
     name: str  # the map's JavaScript variable (a global), e.g. "map_3f2a…"
     head: SafeString
     html: SafeString
     script: SafeString
+    early: SafeString = mark_safe("")
 
 
 def _local(name: str, url: str, element) -> str:
@@ -204,8 +209,18 @@ def render_fragment(
         # folium loads jQuery for a few of its elements (Popup, GeoJson with embed links);
         # a page whose map script does not use it is spared ~90 kB of script to run
         parts = [part for part in parts if LOCAL_ASSETS["jquery"] not in part]
-    head = "\n".join(parts)
-    return MapFragment(fmap.get_name(), mark_safe(head), mark_safe(html), mark_safe(script))
+    early = "".join(
+        child.early_script(fmap.get_name())
+        for child in fmap._children.values()
+        if getattr(child, "early_bounds", None)
+    )
+    return MapFragment(
+        fmap.get_name(),
+        head=mark_safe("\n".join(parts)),
+        html=mark_safe(html),
+        script=mark_safe(script),
+        early=mark_safe(early),
+    )
 
 
 def foreign_urls(html: str, host: str = "testserver") -> list[str]:

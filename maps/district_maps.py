@@ -36,6 +36,9 @@ class LayerSpec:
     overlay: bool = True
     show: bool = True
     wait_for: str | None = None  # the key of the layer to let draw first
+    # asked for before Leaflet loads when the map opens fitted to its bounds (the page's
+    # main layer; its endpoint must answer for the whole scope without a box)
+    early: bool = False
 
 
 def js_labels() -> dict[str, str]:
@@ -120,6 +123,7 @@ def district_map(
             wait_for=spec.wait_for,
             overlay=spec.overlay,
             show=spec.show,
+            early_bounds=bounds if spec.early and spec.show and bounds and not start else None,
         ).add_to(fmap)
     Fullscreen(
         position="topleft",

@@ -144,9 +144,13 @@ def feature_collection(features: Iterable[str], **members) -> str:
     return '{"type":"FeatureCollection",' + head + '"features":[' + ",".join(features) + "]}"
 
 
+# one encoder for every feature: json.dumps builds a new one per call when given options
+_properties_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def feature(geometry: str, properties: dict, fid=None) -> str:
     ident = f'"id":{json.dumps(fid)},' if fid is not None else ""
-    props = json.dumps(properties, ensure_ascii=False, separators=(",", ":"))
+    props = _properties_json(properties)
     return f'{{"type":"Feature",{ident}"geometry":{geometry},"properties":{props}}}'
 
 
@@ -180,29 +184,41 @@ def unit_url(code: str) -> str:
 
 
 def _selected(kind: str, user, view: View, extra: Q | None = None):
-    """(outlines, indexes, units by id) of the current `kind` units in the box and scope."""
+    """(outlines, indexes of the outlines in the box and scope, the units queryset) of the
+    current `kind` units."""
     prepared = outlines(kind, view.crs)
     units = in_scope(Unit.objects.filter(kind=kind, retired_on__isnull=True), user)
     if extra is not None:
         units = units.filter(extra)
     allowed = set(units.values_list("id", flat=True))
     picked = [i for i in prepared.in_box(view.box) if int(prepared.unit_ids[i]) in allowed]
-    return prepared, picked
+    return prepared, picked, units
 
 
-def _unit_rows(ids: list[int]) -> dict[int, dict]:
-    rows = Unit.objects.filter(pk__in=ids).values(
+# Above this many units, their rows and staff are read through the units queryset (a join
+# on the scope's conditions) rather than a list of ids, which costs the database twice as
+# much to parse and look up at district zoom; the few rows outside the box are ignored.
+MANY_UNITS = 1000
+
+
+def _by_units(queryset, field: str, ids: list[int], units):
+    if units is not None and len(ids) > MANY_UNITS:
+        return queryset.filter(**{f"{field}__in": units})
+    return queryset.filter(**{f"{field}__in": ids})
+
+
+def _unit_rows(ids: list[int], units=None) -> dict[int, dict]:
+    rows = _by_units(Unit.objects.all(), "pk", ids, units).values(
         "id", "code", "name", "kind", "households", "population", "parent__name"
     )
     return {r["id"]: r for r in rows}
 
 
-def _staff(ids: list[int], day: datetime.date) -> dict[int, list[tuple[str, str]]]:
+def _staff(ids: list[int], day: datetime.date, units=None) -> dict[int, list[tuple[str, str]]]:
     """(role, name) of the staff assigned on `day` to each unit."""
     found: dict[int, list[tuple[str, str]]] = defaultdict(list)
     rows = (
-        StaffAssignment.objects.active_on(day)
-        .filter(unit_id__in=ids)
+        _by_units(StaffAssignment.objects.active_on(day), "unit", ids, units)
         .order_by("unit_id", "role", "member__name")
         .values_list("unit_id", "role", "member__name")
     )
@@ -211,35 +227,52 @@ def _staff(ids: list[int], day: datetime.date) -> dict[int, list[tuple[str, str]
     return found
 
 
-def staffing(kind: str, households: int, staff: list[tuple[str, str]]) -> dict:
-    """The staffing facts and coverage band of one grid or micro-grid (STAFFING_BANDS)."""
-    roles = Counter(role for role, _name in staff)
-    chiefs = [name for role, name in staff if role == Role.GRID_CHIEF]
-    liaisons = [name for role, name in staff if role == Role.MICROGRID_LIAISON]
-    members = sum(roles[r] for r in MEMBER_ROLES)
-    per_100 = round(members * 100 / households, 2) if households else None
+def staffing(
+    kind: str, households: int, staff: list[tuple[str, str]], members_per_100: float | None = None
+) -> dict:
+    """The staffing facts and coverage band of one grid or micro-grid (STAFFING_BANDS).
+    `members_per_100` is settings.WEIGE_MEMBERS_PER_100_HOUSEHOLDS unless given (a layer
+    of thousands of units reads the setting once)."""
+    if members_per_100 is None:
+        members_per_100 = settings.WEIGE_MEMBERS_PER_100_HOUSEHOLDS
+    chiefs, liaisons, members, heads = [], [], 0, 0
+    for role, name in staff:  # plain strings from the database, compared as such
+        if role == _CHIEF:
+            chiefs.append(name)
+        elif role == _LIAISON:
+            liaisons.append(name)
+        elif role == _BUILDING_HEAD:
+            heads += 1
+        elif role in _MEMBERS:
+            members += 1
     facts = {
         "chief": "、".join(chiefs),
         "members": members,
-        "members_per_100_households": per_100,
+        "members_per_100_households": round(members * 100 / households, 2) if households else None,
         "liaison": "、".join(liaisons),
-        "building_heads": roles[Role.BUILDING_HEAD],
+        "building_heads": heads,
     }
     if kind == UnitKind.GRID:
         if not chiefs:
             band = "missing"
-        elif households and members * 100 / households < settings.WEIGE_MEMBERS_PER_100_HOUSEHOLDS:
+        elif households and members * 100 / households < members_per_100:
             band = "thin"
         else:
             band = "ok"
     elif not liaisons:
         band = "missing"
-    elif not roles[Role.BUILDING_HEAD]:
+    elif not heads:
         band = "thin"
     else:
         band = "ok"
     facts["band"] = band
     return facts
+
+
+_CHIEF = Role.GRID_CHIEF.value
+_LIAISON = Role.MICROGRID_LIAISON.value
+_BUILDING_HEAD = Role.BUILDING_HEAD.value
+_MEMBERS = tuple(role.value for role in MEMBER_ROLES)  # a tuple: Role members hash by name
 
 
 def units_layer(user, kind: str, view: View) -> str:
@@ -248,12 +281,13 @@ def units_layer(user, kind: str, view: View) -> str:
             _("kind=%(raw)r is not one of %(known)s")
             % {"raw": kind, "known": ", ".join(COVERAGE_KINDS)}
         )
-    prepared, picked = _selected(kind, user, view)
+    prepared, picked, units = _selected(kind, user, view)
     ids = [int(prepared.unit_ids[i]) for i in picked]
-    rows = _unit_rows(ids)
-    staff = _staff(ids, timezone.localdate())
+    rows = _unit_rows(ids, units)
+    staff = _staff(ids, timezone.localdate(), units)
     problems = problem_codes(kind)
     texts = prepared.geojson[view.band]
+    per_100 = settings.WEIGE_MEMBERS_PER_100_HOUSEHOLDS
     features = []
     for i, unit_id in zip(picked, ids, strict=True):
         row = rows[unit_id]
@@ -264,7 +298,7 @@ def units_layer(user, kind: str, view: View) -> str:
             "name": row["name"],
             "households": row["households"],
             "population": row["population"],
-            **staffing(kind, row["households"], staff.get(unit_id, [])),
+            **staffing(kind, row["households"], staff.get(unit_id, ()), per_100),
             "problems": problems.get(row["code"], 0),
         }
         features.append(feature(texts[i], properties, row["code"]))
@@ -338,10 +372,10 @@ def problems_layer(user, view: View) -> str:
 
 
 def courtyards_layer(user, view: View) -> str:
-    prepared, picked = _selected(UnitKind.COURTYARD, user, view)
+    prepared, picked, units = _selected(UnitKind.COURTYARD, user, view)
     ids = [int(prepared.unit_ids[i]) for i in picked]
-    rows = _unit_rows(ids)
-    staff = _staff(ids, timezone.localdate())
+    rows = _unit_rows(ids, units)
+    staff = _staff(ids, timezone.localdate(), units)
     version_ids = [int(prepared.version_ids[i]) for i in picked]
     merged = dict(
         BoundaryVersion.objects.filter(pk__in=version_ids, change=ChangeKind.MERGED).values_list(
@@ -552,7 +586,7 @@ def workstation_units_layer(user, view: View) -> str:
     kinds = set(Unit.objects.filter(pk__in=served).values_list("kind", flat=True))
     features = []
     for kind in sorted(kinds):
-        prepared, picked = _selected(kind, user, view, Q(pk__in=list(served)))
+        prepared, picked, _units = _selected(kind, user, view, Q(pk__in=list(served)))
         rows = _unit_rows([int(prepared.unit_ids[i]) for i in picked])
         texts = prepared.geojson[view.band]
         for i in picked:
@@ -735,7 +769,7 @@ def incident_heat(user, params, view: View) -> dict:
 
 def incident_density_layer(user, params, view: View) -> str:
     """Grids with the number of open incidents (after the filters) in each."""
-    prepared, picked = _selected(UnitKind.GRID, user, view)
+    prepared, picked, units = _selected(UnitKind.GRID, user, view)
     ids = [int(prepared.unit_ids[i]) for i in picked]
     counts = (
         dict(
@@ -750,7 +784,7 @@ def incident_density_layer(user, params, view: View) -> str:
         if ids
         else {}
     )
-    rows = _unit_rows(ids)
+    rows = _unit_rows(ids, units)
     texts = prepared.geojson[view.band]
     features = []
     for i, unit_id in zip(picked, ids, strict=True):

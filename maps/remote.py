@@ -8,6 +8,7 @@ visible box at the current zoom. `Legend` is a map control with coloured keys an
 they hold.
 """
 
+import json
 from html import escape
 
 from branca.element import MacroElement
@@ -16,6 +17,8 @@ from folium.elements import JSCSSMixin
 from folium.map import Layer
 from folium.plugins import HeatMap
 from folium.template import Template
+
+from maps.geometry_cache import ZOOM_BANDS
 
 STYLES = (
     "units",
@@ -33,7 +36,16 @@ class RemoteLayer(JSCSSMixin, Layer):
     """Features from `url` (a maps layer endpoint with its filters), drawn by the renderer
     `style` of layers.js, fetched again after every move; nothing below `min_zoom`.
     `unit_url` is the unit map's address with "{code}" for the unit code; `wait_for` names
-    the layer whose first drawing this one waits for (at most 1.5 s) before fetching."""
+    the layer whose first drawing this one waits for (at most 1.5 s) before fetching.
+
+    With `early_bounds` ([[south, west], [north, east]], the bounds the map is fitted to
+    when it opens), the page asks for the layer's first answer before anything else has
+    loaded: `early_script` is a small script for the top of the page's head that guesses
+    the zoom Leaflet's fitBounds will choose (from the window's width, PAGE_COLUMN and the
+    map's height) and requests every feature in the user's scope at that zoom (no box:
+    everything in scope lies within the bounds). layers.js takes that answer for its first
+    drawing when the map opens at a zoom of the same detail band
+    (maps.geometry_cache.ZOOM_BANDS), and otherwise asks again as usual."""
 
     _template = Template(
         """
@@ -56,6 +68,7 @@ class RemoteLayer(JSCSSMixin, Layer):
         wait_for: str | None = None,
         overlay: bool = True,
         show: bool = True,
+        early_bounds=None,
     ):
         if style not in STYLES:
             raise ValueError(f"unknown layer style {style!r}")
@@ -70,11 +83,72 @@ class RemoteLayer(JSCSSMixin, Layer):
             "waitFor": wait_for,
             "unitUrl": unit_url,
             "labels": {k: str(v) for k, v in labels.items()},
+            "early": bool(early_bounds),
         }
+        self.early_bounds = early_bounds
         self.default_js = [("weige_layers", static("maps/layers.js"))]
         self.default_css = [("weige_maps_css", static("maps/maps.css"))]
         if style == "heat":
             self.default_js = [*HeatMap.default_js, *self.default_js]
+
+    def early_script(self, map_name: str) -> str:
+        """The <script> that sends this layer's first request (see the class docstring);
+        "" for a map whose height is not in pixels."""
+        height, unit = self._parent.height
+        if unit != "px":
+            return ""
+        (south, west), (north, east) = self.early_bounds
+        facts = {
+            "map": map_name,
+            "name": self.js_options["name"],
+            "url": self.js_options["url"],
+            "bounds": [[south, west], [north, east]],
+            "height": height,
+            "column": PAGE_COLUMN,
+            "bands": list(ZOOM_BANDS),
+        }
+        return EARLY_SCRIPT.replace("FACTS", json.dumps(facts).replace("</", "<\\/"))
+
+
+# The width of the pages' content column, where maps are 100 % wide: at most 1,100 px, and
+# the window's width less 2 × 1.5 rem of padding (main in weige/site.css). Only the early
+# request's guess of the first zoom depends on it.
+PAGE_COLUMN = {"max": 1100, "gutter": 48}
+
+# Runs at the top of the page's head, before any stylesheet or script has loaded, so it
+# cannot measure the map: it takes the map's width from the window and the content column,
+# and mirrors Leaflet 1.9's fitBounds (getBoundsZoom without padding, zoomSnap 1, spherical
+# Mercator) for the zoom the map will open at. A wrong guess costs one request, no more.
+EARLY_SCRIPT = """<script>
+(function (f) {
+    var weige = window.weige = window.weige || {};
+    var width = Math.min(f.column.max, window.innerWidth - f.column.gutter);
+    if (!window.fetch || !(width > 0)) { return; }
+    function y(lat) {
+        var s = Math.max(Math.min(Math.sin(lat * Math.PI / 180), 0.9999999999), -0.9999999999);
+        return Math.log((1 + s) / (1 - s)) / 2;
+    }
+    var dx = (f.bounds[1][1] - f.bounds[0][1]) / 360 * 256;
+    var dy = (y(f.bounds[1][0]) - y(f.bounds[0][0])) / (2 * Math.PI) * 256;
+    var zoom = Math.log(Math.min(width / dx, f.height / dy)) / Math.LN2;
+    if (!isFinite(zoom)) { return; }
+    zoom = Math.max(0, Math.min(24, Math.floor(Math.round(zoom * 100) / 100)));
+    var low = 0, high = 24;
+    for (var i = 0; i < f.bands.length; i++) {
+        if (zoom <= f.bands[i]) { high = f.bands[i]; break; }
+        low = f.bands[i] + 1;
+    }
+    var url = f.url + (f.url.indexOf("?") < 0 ? "?" : "&") + "zoom=" + zoom;
+    var answer = fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+        .then(function (response) {
+            if (!response.ok) { throw new Error(String(response.status)); }
+            return response.json();
+        });
+    answer.catch(function () {});  // layers.js asks again
+    weige.early = weige.early || {};
+    weige.early[f.map + " " + f.name] = {low: low, high: high, url: url, answer: answer};
+})(FACTS);
+</script>"""
 
 
 class StatusLine(MacroElement):

@@ -133,7 +133,14 @@ def _page(request, template: str, fmap, downloads, **context):
 def coverage(request):
     basemap = basemaps.current()
     specs = [
-        LayerSpec("grids", layer_url("units", kind="grid"), "units", _("grids"), overlay=False),
+        LayerSpec(
+            "grids",
+            layer_url("units", kind="grid"),
+            "units",
+            _("grids"),
+            overlay=False,
+            early=True,
+        ),
         LayerSpec(
             "microgrids",
             layer_url("units", kind="microgrid"),
@@ -255,6 +262,7 @@ def workstations(request):
             layer_url("workstation_units"),
             "workstation_units",
             _("units served"),
+            early=True,
         ),
         LayerSpec("workstations", layer_url("workstations"), "workstations", _("workstations")),
     ]

@@ -172,9 +172,9 @@ def test_a_grid_chief_lands_on_the_map_of_their_grid(page_for, city, user_in):
 
 
 def test_a_large_answer_is_drawn_in_chunks_and_a_newer_one_replaces_it(page_for, city):
-    """1,234 grids (more than one chunk of 500): the first chunk shows before the layer
-    reports itself drawn, all of them end up drawn, popups are built on opening, and the
-    next answer replaces the drawing instead of adding to it."""
+    """1,234 grids (a first chunk of 100, then chunks of 500): the first chunk shows before
+    the layer reports itself drawn, all of them end up drawn, popups are built on opening,
+    and the next answer replaces the drawing instead of adding to it."""
     answers = []
 
     def squares(n: int, kind: str = "grid") -> str:
@@ -231,8 +231,8 @@ def test_a_large_answer_is_drawn_in_chunks_and_a_newer_one_replaces_it(page_for,
     )
     page.goto("/maps/coverage/?lat=30.605&lon=104.01&zoom=16")
     assert wait_drawn(page, "Grids", 1234) == 1234
-    # the first drawing seen held one chunk of grids (plus at most the workstation)
-    assert 500 <= page.evaluate("window.__firstChunk") <= 501
+    # the first drawing seen held the first chunk of grids (plus at most the workstation)
+    assert 100 <= page.evaluate("window.__firstChunk") <= 101
     assert page.evaluate("window.__pathsWhenDrawn") >= 1234
     # the last grid (row 30, column 33) was in the last chunk
     click_map_at(page, 104.006 + 33 * 0.0002 + 0.00008, 30.602 + 30 * 0.0002 + 0.00008)
@@ -258,3 +258,66 @@ def test_a_view_without_units_says_so(page_for, city):
     status.locator("[data-layer='grids']").wait_for()
     assert status.locator("[data-layer='grids']").inner_text() == "grids: none in this view"
     assert_clean(page)
+
+
+def layer_requests(page, pattern: str) -> list[str]:
+    """The URLs of the requests `page` makes whose URL contains `pattern` (filled as the
+    page asks)."""
+    seen = []
+    page.on("request", lambda request: pattern in request.url and seen.append(request.url))
+    return seen
+
+
+def test_the_coverage_map_draws_first_what_the_page_asked_for_before_leaflet(page_for, city):
+    """Fitted to the district, the page asks for its grids at the top of its head, for the
+    zoom Leaflet then opens at, and draws that answer without asking again."""
+    page = page_for(city["admin"])
+    asked = layer_requests(page, "/maps/layers/units.geojson?kind=grid")
+    page.goto("/maps/coverage/")
+    assert wait_drawn(page, "Grids", 2) == 2
+    assert len(asked) == 1 and "bbox=" not in asked[0]
+    early = page.evaluate(f"{DRAWN}.earlyGrids")
+    assert asked[0].endswith(early)
+    map_name = page.evaluate("document.querySelector('.folium-map').id")
+    assert early.endswith(f"&zoom={page.evaluate(f'{map_name}.getZoom()')}")
+    # the other layers still ask by box once the grids are drawn
+    wait_drawn(page, "Workstations", 1)
+    # later moves ask by box as before
+    page.evaluate(f"delete {DRAWN}.drawnGrids")
+    page.evaluate(f"{map_name}.panBy([100, 0], {{animate: false}})")
+    assert wait_drawn(page, "Grids", 2) == 2
+    assert len(asked) == 2 and "bbox=" in asked[1]
+    assert_clean(page)
+
+
+def test_a_wrong_guess_of_the_first_zoom_costs_one_request_more(page_for, city):
+    """A window that says it is 150 px wide: the early request is for a zoom in another
+    detail band than the map opens at, so the layer asks again for its box."""
+    page = page_for(city["admin"])
+    page.add_init_script("Object.defineProperty(window, 'innerWidth', {get: () => 150});")
+    asked = layer_requests(page, "/maps/layers/units.geojson?kind=grid")
+    page.goto("/maps/coverage/")
+    assert wait_drawn(page, "Grids", 2) == 2
+    assert len(asked) == 2
+    assert "bbox=" not in asked[0] and "bbox=" in asked[1]
+    assert page.evaluate(f"{DRAWN}.earlyGrids") is None
+    assert_clean(page)
+
+
+def test_a_failed_early_request_is_asked_again(page_for, city):
+    page = page_for(city["admin"])
+    failed = []
+
+    def fail_once(route):
+        if not failed and "bbox=" not in route.request.url:
+            failed.append(route.request.url)
+            route.fulfill(status=500, body="")
+        else:
+            route.continue_()
+
+    page.route("**/maps/layers/units.geojson?kind=grid*", fail_once)
+    page.goto("/maps/coverage/")
+    assert wait_drawn(page, "Grids", 2) == 2
+    assert len(failed) == 1
+    # the refused answer, its body left unread
+    assert_clean(page, allow=[r"status of 500", r"kind=grid&zoom=\d+: (HTTP 500|net::ERR_ABORTED)"])

@@ -121,6 +121,33 @@ def test_units_are_limited_to_the_users_scope_and_the_box(chief, admin, territor
     assert get(chief, "units", kind="grid", bbox=east_box)["features"] == []
 
 
+@pytest.mark.parametrize("kind", ["grid", "microgrid", "courtyard"])
+def test_many_units_are_read_through_the_scope_with_the_same_answer(
+    admin, chief, territory, monkeypatch, kind
+):
+    """Above MANY_UNITS units a layer reads their rows and staff through the scoped
+    queryset instead of a list of ids: the answers are the same, for the whole scope and for
+    a box, and a chief still sees only their units."""
+    assign(territory["grid1"], "grid_chief", "李网格长")
+    assign(territory["grid2"], "fulltime_member", "钱网格员")
+    assign(territory["micro11"], "microgrid_liaison", "赵联络员")
+    assign(territory["micro21"], "building_head", "孙楼栋长")
+    name = "courtyards" if kind == "courtyard" else "units"
+    east_box = "104.012,30.600,104.02,30.61"
+    answers = {}
+    for many in (1000, 0):
+        monkeypatch.setattr(layers, "MANY_UNITS", many)
+        answers[many] = [
+            get(admin, name, kind=kind),
+            get(admin, name, kind=kind, bbox=east_box),
+            get(chief, name, kind=kind),
+        ]
+    assert answers[0] == answers[1000]
+    if kind != "courtyard":
+        assert answers[0][0]["features"] and answers[0][2]["features"]
+        assert len(answers[0][2]["features"]) < len(answers[0][0]["features"])
+
+
 def test_simplified_neighbours_still_share_their_edge(admin, make_unit, territory):
     """Two micro-grids split by a wiggly line: at a district zoom the line is simplified
     once, so both outlines carry exactly the same vertices along it."""

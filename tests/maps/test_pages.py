@@ -164,3 +164,53 @@ def test_remote_layer_refuses_an_unknown_style():
 
     with pytest.raises(ValueError, match="unknown layer style"):
         RemoteLayer("/x", "pie", "x", "x", labels={})
+
+
+def early_requests(page: str) -> list[dict]:
+    """The facts of every early request in a page (maps.remote.EARLY_SCRIPT)."""
+    return [json.loads(m) for m in re.findall(r"\}\)\((\{.*?\})\);\n</script>", page)]
+
+
+@pytest.mark.parametrize(
+    ("url", "main"),
+    [("/maps/coverage/", "grids"), ("/maps/workstations/", "workstation_units")],
+)
+def test_a_page_fitted_to_the_scope_asks_for_its_main_layer_first(admin, territory, url, main):
+    page = admin.get(url).text
+    (early,) = early_requests(page)
+    layer = next(o for o in remote_layers(page) if o["name"] == main)
+    assert early["name"] == main and early["url"] == layer["url"]
+    assert layer["early"] is True
+    assert [o["name"] for o in remote_layers(page) if o["early"]] == [main]
+    assert early["height"] == 600 and early["bands"] == [10, 12, 14, 16]
+    # the scope's bounds, the ones the map is fitted to
+    (south, west), (north, east) = early["bounds"]
+    assert f"fitBounds(\n                [[{south}, {west}], [{north}, {east}]]" in page
+    # before every stylesheet and script of the page: nothing holds it back
+    head = page[: page.index("</head>")]
+    assert head.index("weige.early") < head.index('<link rel="stylesheet"')
+    assert head.index("weige.early") < head.index("<script src=")
+
+
+def test_a_page_opened_at_a_given_view_or_of_incidents_asks_nothing_early(admin):
+    assert early_requests(admin.get("/maps/coverage/?lat=30.605&lon=104.01&zoom=16").text) == []
+    assert early_requests(admin.get("/maps/hazards/").text) == []
+
+
+def test_no_early_request_for_a_map_whose_height_is_relative():
+    spec = LayerSpec("grids", "/maps/layers/units.geojson?kind=grid", "units", "grids", early=True)
+    bounds = [[30.6, 104.0], [30.61, 104.02]]
+    fitted = render_fragment(
+        district_maps.district_map(bounds, [spec], district_maps.coverage_legend())
+    )
+    assert "weige.early" in fitted.early
+    relative = render_fragment(
+        district_maps.district_map(bounds, [spec], district_maps.coverage_legend(), height="100%")
+    )
+    assert relative.early == ""
+    opened = render_fragment(
+        district_maps.district_map(
+            bounds, [spec], district_maps.coverage_legend(), start=(30.6, 104.0, 15)
+        )
+    )
+    assert opened.early == ""

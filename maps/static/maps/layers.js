@@ -8,6 +8,10 @@
  * data-drawn-<name>="<count>" (what the browser tests and the benchmark read) and the map
  * fires "weige:drawn" with {name, count}.
  *
+ * With options.early, the page has already asked for the first answer before Leaflet loaded
+ * (maps.remote.EARLY_SCRIPT, weige.early): the first drawing uses it when the map's zoom is
+ * in the zoom range it was asked for, else (or if it failed) the layer asks as usual.
+ *
  * Text from the server is escaped before it goes into popups and tooltips. Labels come from
  * the page (options.labels), translated by Django.
  */
@@ -18,6 +22,7 @@
     var BAND = {ok: "#2e7d32", thin: "#f9a825", missing: "#c62828"};
     var WAIT_MS = 1500;
     var CHUNK = 500;  // features added per animation frame
+    var FIRST_CHUNK = 100;  // a smaller first frame: the first features show sooner
     var POINT_STYLES = {problems: true, workstations: true, incidents: true};
     var DENSITY = ["#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704"];
 
@@ -402,11 +407,16 @@
                 return;
             }
             status(map, o.name, o.labels.loading);
-            fetch(this.url(true), {credentials: "same-origin", headers: {"Accept": "application/json"}})
-                .then(function (response) {
+            var ask = function () {
+                return fetch(self.url(true), {
+                    credentials: "same-origin", headers: {"Accept": "application/json"}
+                }).then(function (response) {
                     if (!response.ok) { throw new Error(String(response.status)); }
                     return response.json();
-                })
+                });
+            };
+            var early = this._takeEarly(map);
+            (early ? early.answer.catch(ask) : ask())
                 .then(function (data) {
                     if (seq !== self._seq || !self._onMap) { return; }
                     self._draw(data);
@@ -416,8 +426,21 @@
                 });
         },
 
-        // Large answers are added CHUNK features per animation frame: the first ones show at
-        // once and the page stays responsive. The previous drawing stays until the first
+        // The answer the page asked for before Leaflet loaded, if it fits the current view;
+        // taken once (later moves ask as usual).
+        _takeEarly: function (map) {
+            var o = this._options, store = weige.early || {};
+            var key = map.getContainer().id + " " + o.name, early = store[key];
+            if (!o.early || !early) { return null; }
+            delete store[key];
+            var zoom = map.getZoom();
+            if (zoom < early.low || zoom > early.high) { return null; }
+            map.getContainer().dataset["early" + this._key()] = early.url;
+            return early;
+        },
+
+        // Large answers are added CHUNK features per animation frame (FIRST_CHUNK in the
+        // first): the first ones show at once and the page stays responsive. The previous drawing stays until the first
         // chunk is in; data-drawn-<name> and "weige:drawn" come after the last.
         _draw: function (data) {
             var map = this._onMap, o = this._options, self = this, seq = this._seq;
@@ -450,8 +473,9 @@
             var step = function () {
                 if (seq !== self._seq || !self._onMap) { return; }  // a newer answer won
                 if (pending) {
-                    layer.addData(pending.slice(done, done + CHUNK));
-                    done += CHUNK;
+                    var size = done ? CHUNK : FIRST_CHUNK;
+                    layer.addData(pending.slice(done, done + size));
+                    done += size;
                 }
                 if (previous) {
                     previous.forEach(function (old) { self.removeLayer(old); });
