@@ -440,8 +440,9 @@
         },
 
         // Large answers are added CHUNK features per animation frame (FIRST_CHUNK in the
-        // first): the first ones show at once and the page stays responsive. The previous drawing stays until the first
-        // chunk is in; data-drawn-<name> and "weige:drawn" come after the last.
+        // first): the first ones show at once and the page stays responsive. The previous
+        // drawing stays until the first chunk is in; data-drawn-<name> and "weige:drawn"
+        // come after the last.
         _draw: function (data) {
             var map = this._onMap, o = this._options, self = this, seq = this._seq;
             o._map = map;
