@@ -184,25 +184,30 @@ def unit_url(code: str) -> str:
 
 
 def _selected(kind: str, user, view: View, extra: Q | None = None):
-    """(outlines, indexes of the outlines in the box and scope, the units queryset) of the
-    current `kind` units."""
+    """(outlines, indexes of the outlines in the box and scope, the units to read rows and
+    staff through) of the current `kind` units. The last is the scoped queryset when the
+    box holds most of the scope and more than MANY_UNITS units (a district view), else None
+    (read by id)."""
     prepared = outlines(kind, view.crs)
     units = in_scope(Unit.objects.filter(kind=kind, retired_on__isnull=True), user)
     if extra is not None:
         units = units.filter(extra)
     allowed = set(units.values_list("id", flat=True))
     picked = [i for i in prepared.in_box(view.box) if int(prepared.unit_ids[i]) in allowed]
-    return prepared, picked, units
+    many = len(picked) > MANY_UNITS and 2 * len(picked) > len(allowed)
+    return prepared, picked, units if many else None
 
 
-# Above this many units, their rows and staff are read through the units queryset (a join
-# on the scope's conditions) rather than a list of ids, which costs the database twice as
-# much to parse and look up at district zoom; the few rows outside the box are ignored.
+# Above this many units, most of the scope, their rows and staff are read through the
+# scoped queryset (a join on the scope's conditions) rather than a list of ids, which costs
+# the database about twice as much to parse and look up; the rows outside the box are
+# ignored. A unit changed between the two reads (retired, moved out of the scope) has no row
+# and is left out of the answer.
 MANY_UNITS = 1000
 
 
 def _by_units(queryset, field: str, ids: list[int], units):
-    if units is not None and len(ids) > MANY_UNITS:
+    if units is not None:
         return queryset.filter(**{f"{field}__in": units})
     return queryset.filter(**{f"{field}__in": ids})
 
@@ -272,7 +277,7 @@ def staffing(
 _CHIEF = Role.GRID_CHIEF.value
 _LIAISON = Role.MICROGRID_LIAISON.value
 _BUILDING_HEAD = Role.BUILDING_HEAD.value
-_MEMBERS = tuple(role.value for role in MEMBER_ROLES)  # a tuple: Role members hash by name
+_MEMBERS = tuple(role.value for role in MEMBER_ROLES)
 
 
 def units_layer(user, kind: str, view: View) -> str:
@@ -290,7 +295,9 @@ def units_layer(user, kind: str, view: View) -> str:
     per_100 = settings.WEIGE_MEMBERS_PER_100_HOUSEHOLDS
     features = []
     for i, unit_id in zip(picked, ids, strict=True):
-        row = rows[unit_id]
+        row = rows.get(unit_id)
+        if row is None:  # retired or out of scope since the scope was read (MANY_UNITS)
+            continue
         # Kept small: thousands of these travel at district zoom. The unit's page is
         # /maps/units/<code>/ (layers.js builds the link), its kind is the collection's.
         properties = {
@@ -385,7 +392,9 @@ def courtyards_layer(user, view: View) -> str:
     texts = prepared.geojson[view.band]
     features = []
     for i, unit_id in zip(picked, ids, strict=True):
-        row = rows[unit_id]
+        row = rows.get(unit_id)
+        if row is None:  # retired or out of scope since the scope was read (MANY_UNITS)
+            continue
         roles = Counter(role for role, _name in staff.get(unit_id, []))
         properties = {
             "code": row["code"],
@@ -417,7 +426,9 @@ def _former_compounds(version_ids, rows, merged, view: View) -> list[str]:
             text = shapely.to_geojson(transform_geometry(to_shapely(old.geom), "wgs84", "gcj02"))
         else:
             text = old.geom.json
-        into = rows[merged[link.to_version_id]]
+        into = rows.get(merged[link.to_version_id])
+        if into is None:  # the merged courtyard left the scope meanwhile
+            continue
         properties = {
             "code": old.unit.code,
             "name": old.name,
@@ -788,7 +799,9 @@ def incident_density_layer(user, params, view: View) -> str:
     texts = prepared.geojson[view.band]
     features = []
     for i, unit_id in zip(picked, ids, strict=True):
-        row = rows[unit_id]
+        row = rows.get(unit_id)
+        if row is None:  # retired or out of scope since the scope was read (MANY_UNITS)
+            continue
         properties = {
             "code": row["code"],
             "name": row["name"],

@@ -107,12 +107,18 @@ class RemoteLayer(JSCSSMixin, Layer):
             "column": PAGE_COLUMN,
             "bands": list(ZOOM_BANDS),
         }
-        return EARLY_SCRIPT.replace("FACTS", json.dumps(facts).replace("</", "<\\/"))
+        # as django.utils.html.json_script does: nothing in it can end the script element
+        text = json.dumps(facts).translate(_SCRIPT_SAFE)
+        return EARLY_SCRIPT.replace("FACTS", text)
 
+
+_SCRIPT_SAFE = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
 
 # The width of the pages' content column, where maps are 100 % wide: at most 1,100 px, and
-# the window's width less 2 × 1.5 rem of padding (main in weige/site.css). Only the early
-# request's guess of the first zoom depends on it.
+# the window's width less 2 × 1.5 rem of padding (main in weige/site.css; 48 px at the
+# default 16 px root font). Only the early request's guess of the first zoom depends on it,
+# and the guess is approximate anyway: at the top of the head the window's width still
+# includes a vertical scrollbar the page may later need.
 PAGE_COLUMN = {"max": 1100, "gutter": 48}
 
 # Runs at the top of the page's head, before any stylesheet or script has loaded, so it

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from gis.crs import wgs84_to_gcj02
-from grids.models import StaffAssignment, StaffMember, Workstation
+from grids.models import StaffAssignment, StaffMember, Unit, Workstation
 from grids.services.boundaries import revise_unit
 from grids.services.courtyards import merge_courtyards
 from incidents.models import Category, Incident
@@ -146,6 +146,21 @@ def test_many_units_are_read_through_the_scope_with_the_same_answer(
     if kind != "courtyard":
         assert answers[0][0]["features"] and answers[0][2]["features"]
         assert len(answers[0][2]["features"]) < len(answers[0][0]["features"])
+
+
+def test_a_unit_retired_between_the_two_reads_is_left_out(admin, territory, monkeypatch):
+    """Through the scoped queryset (MANY_UNITS), a unit retired after the layer has picked
+    its outline but before its row is read is left out of the answer, not a server error."""
+    monkeypatch.setattr(layers, "MANY_UNITS", 0)
+    picked_then = layers._selected
+
+    def retire_after_picking(*args, **kwargs):
+        found = picked_then(*args, **kwargs)
+        Unit.objects.filter(pk=territory["grid1"].pk).update(retired_on=timezone.localdate())
+        return found
+
+    monkeypatch.setattr(layers, "_selected", retire_after_picking)
+    assert set(by_code(get(admin, "units", kind="grid"))) == {territory["grid2"].code}
 
 
 def test_simplified_neighbours_still_share_their_edge(admin, make_unit, territory):

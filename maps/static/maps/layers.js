@@ -22,7 +22,7 @@
     var BAND = {ok: "#2e7d32", thin: "#f9a825", missing: "#c62828"};
     var WAIT_MS = 1500;
     var CHUNK = 500;  // features added per animation frame
-    var FIRST_CHUNK = 100;  // a smaller first frame: the first features show sooner
+    var FIRST_CHUNK = 100;  // the first frame of a layer's first drawing: shows sooner
     var POINT_STYLES = {problems: true, workstations: true, incidents: true};
     var DENSITY = ["#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704"];
 
@@ -408,6 +408,9 @@
             }
             status(map, o.name, o.labels.loading);
             var ask = function () {
+                if (seq !== self._seq || !self._onMap) {  // moved or removed meanwhile
+                    return Promise.reject(new Error("superseded"));
+                }
                 return fetch(self.url(true), {
                     credentials: "same-origin", headers: {"Accept": "application/json"}
                 }).then(function (response) {
@@ -416,7 +419,11 @@
                 });
             };
             var early = this._takeEarly(map);
-            (early ? early.answer.catch(ask) : ask())
+            var marked = function (data) {  // what the browser tests read
+                map.getContainer().dataset["early" + self._key()] = early.url;
+                return data;
+            };
+            (early ? early.answer.then(marked, ask) : ask())
                 .then(function (data) {
                     if (seq !== self._seq || !self._onMap) { return; }
                     self._draw(data);
@@ -435,12 +442,11 @@
             delete store[key];
             var zoom = map.getZoom();
             if (zoom < early.low || zoom > early.high) { return null; }
-            map.getContainer().dataset["early" + this._key()] = early.url;
             return early;
         },
 
         // Large answers are added CHUNK features per animation frame (FIRST_CHUNK in the
-        // first): the first ones show at once and the page stays responsive. The previous
+        // first frame of the first drawing): the first ones show at once and the page stays responsive. The previous
         // drawing stays until the first chunk is in; data-drawn-<name> and "weige:drawn"
         // come after the last.
         _draw: function (data) {
@@ -449,6 +455,9 @@
             var drawn = RENDERERS[o.style](data, o);
             var layer = drawn.layer, pending = layer._weigePending, done = 0;
             var previous = this.getLayers();
+            // a smaller first frame when nothing is drawn yet (a redraw keeps the previous
+            // drawing until its first frame, so that frame stays full-sized)
+            var first = previous.length ? CHUNK : FIRST_CHUNK;
             this.addLayer(layer);
             var order = function () {  // points stay above outlines, whichever came first
                 if (layer.bringToFront && POINT_STYLES[o.style]) {
@@ -474,7 +483,7 @@
             var step = function () {
                 if (seq !== self._seq || !self._onMap) { return; }  // a newer answer won
                 if (pending) {
-                    var size = done ? CHUNK : FIRST_CHUNK;
+                    var size = done ? CHUNK : first;
                     layer.addData(pending.slice(done, done + size));
                     done += size;
                 }
