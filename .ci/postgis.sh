@@ -10,6 +10,11 @@ if ! dpkg -s postgresql-15-postgis-3 >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq postgresql-15 postgresql-15-postgis-3 >&2
+  # The install may upgrade PostgreSQL itself; a server started before it would then fail
+  # to load its own libraries (plpgsql), so restart one that is running.
+  if pg_lsclusters -h 2>/dev/null | grep -q '^15 *main .* online'; then
+    pg_ctlcluster 15 main restart >&2
+  fi
 fi
 if ! pg_lsclusters -h | grep -q '^15 *main'; then
   pg_createcluster 15 main >&2
