@@ -11,6 +11,8 @@ then, in one process per database and one run:
 - plain insert: the same CSV rows read and inserted into the incident table in the same
   chunks, without checks, geotagging, deadlines or timeline entries (executemany on SQLite,
   COPY on PostGIS) — the floor any import is measured against;
+- ORM bulk insert: the same rows as model instances through QuerySet.bulk_create, one
+  transaction per chunk — how Django code usually inserts many rows;
 - geotagging (measured first, while the database server is idle): BulkGeotagger (the
   import's geotagger) on the same points in the import's chunks, against
   geopandas.sjoin(points, micro-grid polygons, predicate="within"), each twice:
@@ -161,6 +163,56 @@ def plain_insert(path: Path, chunk: int) -> int:
     return count
 
 
+def orm_bulk_insert(path: Path, chunk: int) -> int:
+    """The same rows as plain_insert, the way Django code inserts many rows: model instances
+    and QuerySet.bulk_create, one transaction per chunk (batches as Django chooses them)."""
+    import csv
+
+    from django.contrib.gis.geos import Point
+    from django.db import transaction
+    from django.utils import timezone
+
+    from incidents.models import Category, Incident
+    from incidents.workflow import State
+
+    category_id = dict(Category.objects.values_list("code", "id"))
+    now = timezone.now()
+    count = 0
+
+    def insert(batch) -> int:
+        objs = [
+            Incident(
+                location=Point(float(lon), float(lat), srid=4326),
+                input_crs="wgs84",
+                input_lon=float(lon),
+                input_lat=float(lat),
+                category_id=category_id[code],
+                source="import",
+                reported_at=datetime.datetime.fromisoformat(at),
+                external_id=rid,
+                state=State.REPORTED,
+                created_at=now,
+            )
+            for rid, lon, lat, code, at in batch
+        ]
+        with transaction.atomic():
+            Incident.objects.bulk_create(objs)
+        return len(objs)
+
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        batch = []
+        for row in reader:
+            batch.append(row)
+            if len(batch) >= chunk:
+                count += insert(batch)
+                batch = []
+        if batch:
+            count += insert(batch)
+    return count
+
+
 def _insert(table: str, names: list[str], rows, postgres: bool) -> int:
     from django.db import connection, transaction
 
@@ -303,6 +355,12 @@ def worker(n_points: int, scale: int, chunk: int) -> dict:
     out["plain_insert"] = {"seconds": plain_s, "rows_per_s": inserted / plain_s, "rows": inserted}
     delete_bench_rows()
     out["import_vs_plain"] = out["import"]["rows_per_s"] / out["plain_insert"]["rows_per_s"]
+    start = time.perf_counter()
+    inserted = orm_bulk_insert(path, chunk)
+    orm_s = time.perf_counter() - start
+    out["orm_bulk_insert"] = {"seconds": orm_s, "rows_per_s": inserted / orm_s, "rows": inserted}
+    delete_bench_rows()
+    out["import_vs_orm"] = out["import"]["rows_per_s"] / out["orm_bulk_insert"]["rows_per_s"]
 
     out["maxrss_end_mb"] = maxrss_mb()
     return out
@@ -340,11 +398,12 @@ def main() -> None:
     print(
         "| database | points | geotag incl. build | geotag after build | sjoin incl. build "
         "| sjoin after build | geotag ÷ sjoin (incl. / after) | import, end to end "
-        "| plain insert | import ÷ plain | peak memory |"
+        "| plain insert | import ÷ plain | ORM bulk_create | import ÷ bulk_create "
+        "| peak memory |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        g, i, p = r["geotag"], r["import"], r["plain_insert"]
+        g, i, p, b = r["geotag"], r["import"], r["plain_insert"], r["orm_bulk_insert"]
         print(
             f"| {r['database']} | {r['points']:,} "
             f"| {g['points_per_s_incl_build']:,.0f}/s ({g['index_build_s']:.1f} s build) "
@@ -353,6 +412,7 @@ def main() -> None:
             f"| {g['ratio_incl_build']:.2f}× / {g['ratio']:.2f}× "
             f"| {i['rows_per_s']:,.0f}/s ({i['seconds']:.0f} s) "
             f"| {p['rows_per_s']:,.0f}/s ({p['seconds']:.0f} s) | {r['import_vs_plain']:.2f}× "
+            f"| {b['rows_per_s']:,.0f}/s ({b['seconds']:.0f} s) | {r['import_vs_orm']:.2f}× "
             f"| {r['maxrss_end_mb']:,.0f} MB |"
         )
     print()

@@ -106,6 +106,7 @@ def internal(what: str, *args) -> None:
         have = Incident.objects.count()
         if have < incidents_wanted:
             # the seeded points of bench/incident_import.py, imported the production way
+            import numpy as np
             from django.db.models import Min
             from incident_import import write_points
 
@@ -115,7 +116,7 @@ def internal(what: str, *args) -> None:
             path = BASE / "var" / f"bench-incidents-{incidents_wanted}.csv"
             if not path.exists():
                 micro = BoundaryVersion.objects.current().filter(unit__kind="microgrid")
-                bounds = [v.geom.extent for v in micro]
+                bounds = np.array([v.geom.extent for v in micro])
                 codes = sorted(Category.objects.filter(active=True).values_list("code", flat=True))
                 first = BoundaryVersion.objects.aggregate(first=Min("valid_from"))["first"]
                 write_points(path, incidents_wanted, bounds, codes, first)
