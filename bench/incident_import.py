@@ -21,7 +21,9 @@ then, in one process per database and one run:
   "after build" the second pass over the same points with the indexes built. The
   sjoin times include making the point GeoDataFrame. The one-off build time of ours
   (load + first pass − second pass) is reported on its own;
-- peak memory: the process's maximum resident size after each step (ru_maxrss).
+- peak memory: the process's maximum resident size after each step (ru_maxrss); the table
+  gives it at the end of the import (the ORM bulk insert, which holds a chunk's model
+  instances, comes after).
 
 The benchmark rows (external ids "b18-…") are deleted before and after. Prints a Markdown
 table and the JSON; results are also written under bench/results/.
@@ -399,7 +401,7 @@ def main() -> None:
         "| database | points | geotag incl. build | geotag after build | sjoin incl. build "
         "| sjoin after build | geotag ÷ sjoin (incl. / after) | import, end to end "
         "| plain insert | import ÷ plain | ORM bulk_create | import ÷ bulk_create "
-        "| peak memory |"
+        "| peak memory to the end of the import |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -413,7 +415,7 @@ def main() -> None:
             f"| {i['rows_per_s']:,.0f}/s ({i['seconds']:.0f} s) "
             f"| {p['rows_per_s']:,.0f}/s ({p['seconds']:.0f} s) | {r['import_vs_plain']:.2f}× "
             f"| {b['rows_per_s']:,.0f}/s ({b['seconds']:.0f} s) | {r['import_vs_orm']:.2f}× "
-            f"| {r['maxrss_end_mb']:,.0f} MB |"
+            f"| {r['maxrss_after_import_mb']:,.0f} MB |"
         )
     print()
     print(json.dumps(results, indent=2))
