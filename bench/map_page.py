@@ -4,7 +4,8 @@
 
 The city is `load_demo --scale N` in var/bench-<N>.sqlite3 (loaded once, shared with the
 other benchmarks; scale 16 has ~15,000 micro-grids). The app runs under granian (the
-production server, static files served by granian from `collectstatic`), and Chromium
+production server; static files from `collectstatic` sent by WhiteNoise in the app,
+compressed as the browser accepts, as in production), and Chromium
 (/usr/bin/chromium or WEIGE_CHROMIUM, driven by Playwright) opens, each in a fresh
 browser context with an empty cache:
 
@@ -291,7 +292,6 @@ def main() -> None:
             "--blocking-threads=1",
             "--host=127.0.0.1",
             f"--port={port}",
-            f"--static-path-mount={static_root}",
             "--log-level=warning",
             "--no-ws",
             "map_page_wsgi:application",

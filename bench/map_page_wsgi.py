@@ -1,6 +1,6 @@
 """The app as bench/map_page.py serves it: gis.wsgi plus the naive baseline page sent
 gzip-compressed at /bench/naive-coverage-gzip.html (as a web server with gzip on would send
-that static file). Everything else goes to the app; /static/ is served by granian."""
+that static file). Everything else goes to the app, /static/ included (WhiteNoise)."""
 
 import gzip
 import os
