@@ -103,8 +103,6 @@ def delete_bench_rows() -> None:
 
 def plain_insert(path: Path, chunk: int) -> int:
     """Read the CSV and insert its rows as incidents, nothing else (see the docstring)."""
-    import csv
-
     from django.db import connection
     from django.utils import timezone
 
@@ -133,7 +131,6 @@ def plain_insert(path: Path, chunk: int) -> int:
     postgres = connection.vendor == "postgresql"
     adapt = connection.ops.adapt_datetimefield_value
     created = adapt(now)
-    count = 0
 
     def rows(batch):
         for rid, lon, lat, code, at in batch:
@@ -151,6 +148,13 @@ def plain_insert(path: Path, chunk: int) -> int:
                 now if postgres else created,
             )
 
+    return sum(_insert(table, names, rows(batch), postgres) for batch in _batches(path, chunk))
+
+
+def _batches(path: Path, chunk: int):
+    """The CSV's rows (id, lon, lat, category, time) in lists of `chunk`."""
+    import csv
+
     with path.open(newline="") as handle:
         reader = csv.reader(handle)
         next(reader)
@@ -158,18 +162,15 @@ def plain_insert(path: Path, chunk: int) -> int:
         for row in reader:
             batch.append(row)
             if len(batch) >= chunk:
-                count += _insert(table, names, rows(batch), postgres)
+                yield batch
                 batch = []
         if batch:
-            count += _insert(table, names, rows(batch), postgres)
-    return count
+            yield batch
 
 
 def orm_bulk_insert(path: Path, chunk: int) -> int:
     """The same rows as plain_insert, the way Django code inserts many rows: model instances
     and QuerySet.bulk_create, one transaction per chunk (batches as Django chooses them)."""
-    import csv
-
     from django.contrib.gis.geos import Point
     from django.db import transaction
     from django.utils import timezone
@@ -179,7 +180,6 @@ def orm_bulk_insert(path: Path, chunk: int) -> int:
 
     category_id = dict(Category.objects.values_list("code", "id"))
     now = timezone.now()
-    count = 0
 
     def insert(batch) -> int:
         objs = [
@@ -201,18 +201,7 @@ def orm_bulk_insert(path: Path, chunk: int) -> int:
             Incident.objects.bulk_create(objs)
         return len(objs)
 
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        next(reader)
-        batch = []
-        for row in reader:
-            batch.append(row)
-            if len(batch) >= chunk:
-                count += insert(batch)
-                batch = []
-        if batch:
-            count += insert(batch)
-    return count
+    return sum(insert(batch) for batch in _batches(path, chunk))
 
 
 def _insert(table: str, names: list[str], rows, postgres: bool) -> int:
