@@ -12,6 +12,9 @@ browser context with an empty cache:
 - ours, district zoom: /maps/coverage/ as it opens (fitted to the district, grids drawn);
 - ours, community zoom: /maps/coverage/?lat=…&lon=…&zoom=15 on one community, then the
   "micro-grids" choice in the layer control (what a planner looks at);
+- the floor: a page that loads the app's Leaflet and draws one micro-grid as soon as its
+  script runs (the least any Leaflet page does before its first feature; a reference, not a
+  target);
 - the baseline: a folium page that inlines every current micro-grid with folium.GeoJson
   (the usual way to put a layer on a folium map), served the same way, as the file folium
   writes ("naive") and gzip-compressed ("naive_gzip", as a web server with gzip on would
@@ -148,6 +151,14 @@ def internal(what: str, *args) -> None:
         target = Path(args[0])
         target.parent.mkdir(parents=True, exist_ok=True)
         fmap.save(str(target))
+        # the floor: the least a page can do to draw a feature with Leaflet (the app's copy of
+        # Leaflet, one micro-grid drawn as soon as the script has run)
+        one = features[0]["geometry"]
+        rings = one["coordinates"][0] if one["type"] == "MultiPolygon" else one["coordinates"]
+        (target.parent / "leaflet-floor.html").write_text(
+            FLOOR_PAGE.replace("LATLNGS", json.dumps([[y, x] for x, y in rings[0]])),
+            encoding="utf-8",
+        )
         community = (
             BoundaryVersion.objects.current().filter(unit__kind="community").order_by("id").first()
         )
@@ -162,6 +173,22 @@ def internal(what: str, *args) -> None:
                 }
             )
         )
+
+
+FLOOR_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8">
+<link rel="stylesheet" href="/static/vendor/leaflet-1.9.3/leaflet.css">
+<script src="/static/vendor/leaflet-1.9.3/leaflet.js"></script>
+</head><body style="margin:0">
+<div id="map" class="folium-map" style="width:100%;height:100vh"></div>
+<script>
+var polygon = L.polygon(LATLNGS, {color: "#37474f", weight: 1, fillOpacity: 0.4});
+var map = L.map("map", {zoomSnap: 1});
+map.fitBounds(polygon.getBounds());
+polygon.addTo(map);
+</script>
+</body></html>
+"""
 
 
 def manage(env, *args, capture=False) -> str:
@@ -354,6 +381,7 @@ def main() -> None:
                 ),
                 "naive": ("/static/bench/naive-coverage.html", None, None),
                 "naive_gzip": ("/bench/naive-coverage-gzip.html", None, None),
+                "leaflet_floor": ("/static/bench/leaflet-floor.html", None, None),
                 "ours_hazards_district": ("/maps/hazards/", None, drawn("Incidents")),
             }
             for network_name, network in NETWORKS.items():
@@ -385,7 +413,7 @@ def main() -> None:
         for baseline in ("naive", "naive_gzip"):
             naive = pages[baseline]
             suffix = "" if baseline == "naive" else "_gzip"
-            for name in ("ours_district", "ours_community"):
+            for name in ("ours_district", "ours_community", "leaflet_floor"):
                 page = pages[name]
                 page[f"bytes_vs_naive{suffix}"] = round(page["bytes"] / naive["bytes"], 4)
                 page[f"time_vs_naive{suffix}"] = round(
