@@ -37,6 +37,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # /static/ from STATIC_ROOT, gzip- or Brotli-compressed as the browser accepts
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # pages and API answers gzip-compressed when the browser accepts it (static files are
+    # answered above, compressed ahead of time); with Django's BREACH mitigation (random
+    # padding) and per-request masked CSRF tokens
+    "django.middleware.gzip.GZipMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

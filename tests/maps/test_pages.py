@@ -214,3 +214,18 @@ def test_no_early_request_for_a_map_whose_height_is_relative():
         )
     )
     assert opened.early == ""
+
+
+def test_pages_are_sent_gzip_compressed_when_the_browser_accepts_it(admin):
+    import gzip
+
+    plain = admin.get("/maps/coverage/")
+    assert plain.status_code == 200 and not plain.has_header("Content-Encoding")
+    packed = admin.get("/maps/coverage/", HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+    assert packed["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed["Vary"]
+    page = gzip.decompress(packed.content).decode()
+    assert len(packed.content) < len(page) / 2
+    # the same page (CSRF tokens and the like aside): the same layers and map
+    assert remote_layers(page) == remote_layers(plain.text)
+    assert page.count("<script") == plain.text.count("<script")
