@@ -36,6 +36,9 @@ ZOOM_BANDS = (10, 12, 14, 16)
 FULL_DETAIL = 99
 CACHE_ALIAS = "maps"
 CACHE_SECONDS = 7 * 24 * 3600
+# Part of the shared cache's keys: raised when what _prepare makes changes (simplification,
+# rounding), so that a new release does not serve outlines an older one prepared.
+OUTLINES_FORMAT = 2
 
 
 def tolerance(zoom: int) -> float:
@@ -51,10 +54,13 @@ def band_for(zoom: int) -> int:
 
 
 def decimals_for(band: int) -> int:
-    """Coordinate decimals that keep about a tenth of a pixel at the band's zoom."""
+    """The fewest coordinate decimals (at least 4) whose rounding moves a point by at most a
+    third of the band's simplification tolerance (one screen pixel at the band's zoom):
+    Leaflet draws every vertex at a whole pixel anyway (latLngToLayerPoint rounds), and the
+    outlines already differ from the stored ones by up to the tolerance."""
     if band == FULL_DETAIL:
         return 7
-    return min(7, max(4, math.ceil(-math.log10(tolerance(band) / 5))))
+    return min(7, max(4, math.ceil(-math.log10(2 * tolerance(band) / 3))))
 
 
 @dataclass
@@ -106,7 +112,7 @@ def outlines(kind: str, crs: str = "wgs84") -> Outlines:
     found = _memory.get(key)
     if found is not None and found.state == state:
         return found
-    cache_key = f"outlines:{kind}:{crs}:{state}"
+    cache_key = f"outlines:{OUTLINES_FORMAT}:{kind}:{crs}:{state}"
     found = caches[CACHE_ALIAS].get(cache_key)
     if found is None:
         found = _prepare(kind, crs, state)

@@ -280,13 +280,29 @@ _BUILDING_HEAD = Role.BUILDING_HEAD.value
 _MEMBERS = tuple(role.value for role in MEMBER_ROLES)
 
 
-def units_layer(user, kind: str, view: View) -> str:
+# What a unit carries on a map view (styling, tooltip, the popup's first line); the rest
+# of its facts (households, population, staff: most of the answer's size at district zoom)
+# come with ?code=… when its popup opens, or in the download.
+UNIT_SUMMARY = ("code", "name", "band", "problems")
+
+
+def units_layer(user, kind: str, view: View, code: str | None = None) -> str:
+    """The current `kind` units in the user's scope and the view's box with their staffing
+    facts: on a map view (a zoom given) the UNIT_SUMMARY of each, without a zoom (the
+    download) or for one unit (`code`) all of them."""
     if kind not in COVERAGE_KINDS:
         raise LayerError(
             _("kind=%(raw)r is not one of %(known)s")
             % {"raw": kind, "known": ", ".join(COVERAGE_KINDS)}
         )
-    prepared, picked, units = _selected(kind, user, view)
+    extra = None
+    if code is not None:
+        if not re.fullmatch(r"[0-9A-Za-z]{1,32}", code):
+            raise LayerError(_("code=%(raw)r is not a unit code") % {"raw": code})
+        extra = Q(code=code)
+        view = View(None, view.zoom, view.crs)
+    summary = view.zoom is not None and code is None
+    prepared, picked, units = _selected(kind, user, view, extra)
     ids = [int(prepared.unit_ids[i]) for i in picked]
     rows = _unit_rows(ids, units)
     staff = _staff(ids, timezone.localdate(), units)
@@ -298,8 +314,8 @@ def units_layer(user, kind: str, view: View) -> str:
         row = rows.get(unit_id)
         if row is None:  # retired or out of scope since the scope was read (MANY_UNITS)
             continue
-        # Kept small: thousands of these travel at district zoom. The unit's page is
-        # /maps/units/<code>/ (layers.js builds the link), its kind is the collection's.
+        # The unit's page is /maps/units/<code>/ (layers.js builds the link), its kind is
+        # the collection's.
         properties = {
             "code": row["code"],
             "name": row["name"],
@@ -308,7 +324,10 @@ def units_layer(user, kind: str, view: View) -> str:
             **staffing(kind, row["households"], staff.get(unit_id, ()), per_100),
             "problems": problems.get(row["code"], 0),
         }
-        features.append(feature(texts[i], properties, row["code"]))
+        if summary:  # no feature id either: the code is in the properties
+            features.append(feature(texts[i], {key: properties[key] for key in UNIT_SUMMARY}))
+        else:
+            features.append(feature(texts[i], properties, row["code"]))
     return feature_collection(features, kind=kind)
 
 
@@ -543,21 +562,16 @@ def with_units(stations: list[Workstation], user) -> list[Workstation]:
 WORKSTATION_FACTS_SECONDS = 60
 
 
-# What a workstation feature carries on the map; its served units and staff (a popup's
-# worth, kilobytes per station) come with ?id=… when the popup opens, or in the download.
-SUMMARY_LEAVES_OUT = ("units", "staff")
-
-
-def _summary(facts: dict) -> dict:
-    summary = {k: v for k, v in facts.items() if k not in SUMMARY_LEAVES_OUT}
-    summary["unit_count"] = len(facts["units"])
-    summary["staff_count"] = sum(s["count"] for s in facts["staff"])
-    return summary
+# What a workstation feature carries on a map view (its colour and tooltip); its facts —
+# address, served units, staff, incident counts, the closure rate: a popup's worth, and a
+# KPI query to compute — come with ?id=… when the popup opens, or in the download.
+WORKSTATION_SUMMARY = ("name", "pilot")
 
 
 def workstations_layer(user, view: View, station_id: str | None = None) -> str:
-    """The scoped workstations in the box: with a box (a map view) each with its summary,
-    without one (the download) or for one station (`station_id`) with everything."""
+    """The scoped workstations in the box: with a box (a map view) each with its
+    WORKSTATION_SUMMARY, without one (the download) or for one station (`station_id`) with
+    all its facts."""
     stations = list(scoped_workstations(user))
     if station_id is not None:
         if not re.fullmatch(r"[0-9]{1,18}", station_id):
@@ -576,17 +590,17 @@ def workstations_layer(user, view: View, station_id: str | None = None) -> str:
     ]
     if not shown:
         return feature_collection([])
+    if view.box is not None:
+        return feature_collection(
+            feature(point(x, y), {"name": s.name, "pilot": s.pilot}, s.pk) for s, x, y in shown
+        )
     ids = ",".join(str(s.pk) for s, _x, _y in shown)
     key = f"workstation-facts:{user.pk}:{hashlib.sha1(ids.encode()).hexdigest()}"
     facts = caches[CACHE_ALIAS].get(key)
     if facts is None:
         facts = workstation_facts(user, with_units([s for s, _x, _y in shown], user))
         caches[CACHE_ALIAS].set(key, facts, WORKSTATION_FACTS_SECONDS)
-    if view.box is None:
-        features = [feature(point(x, y), facts[s.pk], s.pk) for s, x, y in shown]
-    else:
-        features = [feature(point(x, y), _summary(facts[s.pk]), s.pk) for s, x, y in shown]
-    return feature_collection(features)
+    return feature_collection(feature(point(x, y), facts[s.pk], s.pk) for s, x, y in shown)
 
 
 def workstation_units_layer(user, view: View) -> str:

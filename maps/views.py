@@ -78,7 +78,7 @@ def layer(request, name: str):
         reject_nul(params)
         view = layers.parse_view(params, basemaps.current().crs)
         if name == "units":
-            body = layers.units_layer(user, params.get("kind") or "grid", view)
+            body = layers.units_layer(user, params.get("kind") or "grid", view, params.get("code"))
         elif name == "problems":
             body = layers.problems_layer(user, view)
         elif name == "courtyards":

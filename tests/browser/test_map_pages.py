@@ -84,7 +84,9 @@ def test_coverage_map_grids_micro_grids_and_popups(page_for, city):
     grid1 = page.locator(f"{OVERLAY_PATHS}[fill='#2e7d32']")
     popup = open_popup(grid1)
     assert city["grid1"].name in popup.inner_text()
-    assert "李网格长" in popup.inner_text()
+    # the map carries each grid's summary; its staff and households come when it opens
+    popup.get_by_text("李网格长").wait_for()
+    assert "300" in popup.inner_text()  # households
     link = popup.locator("a").first
     assert link.get_attribute("href") == f"/maps/units/{city['grid1'].code}/"
     page.keyboard.press("Escape")
@@ -145,10 +147,11 @@ def test_workstation_map_and_pilot_table(page_for, city):
     popup = open_popup(dot, force=True)
     text = popup.inner_text()
     assert "花园工作站" in text and "fine-grid pilot" in text
-    assert "open incidents\t3" in text or "open incidents 3" in text.replace("\t", " ")
-    # the station's units and staff are fetched when the popup opens
+    # the station's facts, units and staff are fetched when the popup opens
     grid_link = popup.locator("a", has_text=city["grid1"].name)
     grid_link.wait_for()
+    text = popup.inner_text()
+    assert "open incidents\t3" in text or "open incidents 3" in text.replace("\t", " ")
     assert grid_link.get_attribute("href") == f"/maps/units/{city['grid1'].code}/"
     assert "李网格长" in popup.inner_text()
     table = page.locator("table.comparison").inner_text()

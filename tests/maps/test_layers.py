@@ -109,6 +109,33 @@ def test_a_grid_without_a_chief_is_missing_and_microgrids_need_a_liaison(admin, 
     assert micro[territory["micro21"].code]["properties"]["band"] == "missing"
 
 
+def test_a_map_view_carries_each_units_summary_and_one_unit_comes_whole(admin, chief, territory):
+    grid1, grid2 = territory["grid1"], territory["grid2"]
+    assign(grid1, "grid_chief", "李网格长")
+    full = by_code(get(admin, "units", kind="grid"))  # the download: everything
+    assert "李网格长" in full[grid1.code]["properties"]["chief"]
+    assert full[grid1.code]["properties"]["households"] == 300
+    on_map = by_code(get(admin, "units", kind="grid", zoom=12))
+    assert set(on_map) == set(full)
+    assert all(f["id"] == code for code, f in full.items())
+    for code, f in on_map.items():
+        assert tuple(f["properties"]) == layers.UNIT_SUMMARY and "id" not in f
+        assert f["properties"]["band"] == full[code]["properties"]["band"]
+        assert f["properties"]["name"] == full[code]["properties"]["name"]
+    boxed = by_code(get(admin, "units", kind="grid", zoom=15, bbox="103.99,30.59,104.03,30.62"))
+    assert all(tuple(f["properties"]) == layers.UNIT_SUMMARY for f in boxed.values())
+    # a popup opening: one unit, all its facts, whatever the box
+    one = get(admin, "units", kind="grid", zoom=12, code=grid1.code, bbox="0,0,1,1")
+    assert [f["properties"]["code"] for f in one["features"]] == [grid1.code]
+    assert one["features"][0]["properties"] == full[grid1.code]["properties"]
+    assert one["kind"] == "grid"
+    # nothing outside the user's scope, or of another kind
+    assert get(chief, "units", kind="grid", zoom=12, code=grid2.code)["features"] == []
+    assert get(admin, "units", kind="microgrid", zoom=12, code=grid1.code)["features"] == []
+    bad = admin.get("/maps/layers/units.geojson", {"kind": "grid", "code": "1' OR '1"})
+    assert bad.status_code == 400 and "code=" in bad.json()["error"]
+
+
 def test_units_are_limited_to_the_users_scope_and_the_box(chief, admin, territory):
     assert set(by_code(get(chief, "units", kind="microgrid"))) == {
         territory["micro11"].code,
@@ -183,6 +210,22 @@ def test_simplified_neighbours_still_share_their_edge(admin, make_unit, territor
     shared_b = {tuple(c) for c in shapely.get_coordinates(b) if 104.0399 < c[0] < 104.0401}
     assert shared_a and shared_a == shared_b
     assert a.intersection(b).area < 1e-12  # no overlap on screen
+
+
+@pytest.mark.parametrize("band", geometry_cache.ZOOM_BANDS)
+def test_outline_coordinates_are_rounded_to_a_third_of_a_pixel_at_most(admin, territory, band):
+    """The fewest decimals (at least 4) whose rounding moves a vertex by at most a third of
+    the band's tolerance (a pixel at its zoom); the answer's coordinates carry no more."""
+    decimals = geometry_cache.decimals_for(band)
+    pixel = geometry_cache.tolerance(band)
+    assert 0.5 * 10**-decimals <= pixel / 3
+    assert decimals == 4 or 0.5 * 10 ** -(decimals - 1) > pixel / 3
+    answer = get(admin, "units", kind="microgrid", zoom=band)
+    for f in answer["features"]:
+        xy = shapely.get_coordinates(shapely.geometry.shape(f["geometry"]))
+        assert np.array_equal(np.round(xy, decimals), xy)
+    full = get(admin, "units", kind="microgrid")  # the download: as stored
+    assert len(full["features"]) == len(answer["features"]) == 4
 
 
 def test_a_new_boundary_version_is_served_at_once(admin, territory):
@@ -345,19 +388,19 @@ def test_workstation_popup_facts(admin, chief, territory):
     assert [u["code"] for u in both["units"]] == [territory["grid1"].code, territory["grid2"].code]
     station.units.remove(territory["grid2"])
     caches["maps"].clear()
-    # on the map: a summary per station; its units and staff come with ?id= on opening
+    # on the map: name and pilot flag per station; its facts come with ?id= on opening
     box = {"bbox": "103.99,30.59,104.03,30.62", "zoom": 15}
-    summary = {
-        f["properties"]["name"]: f["properties"]
-        for f in get(admin, "workstations", **box)["features"]
-    }["花园工作站"]
-    assert "units" not in summary and "staff" not in summary
-    assert summary["unit_count"] == 1 and summary["staff_count"] == 3
-    assert summary["open"] == 2 and summary["on_time_closure_30d"] == 0.0
+    on_map = get(admin, "workstations", **box)["features"]
+    summaries = {f["properties"]["name"]: f for f in on_map}
+    assert {name: f["properties"]["pilot"] for name, f in summaries.items()} == {
+        "花园工作站": True,
+        "河畔工作站": False,
+    }
+    assert all(tuple(f["properties"]) == layers.WORKSTATION_SUMMARY for f in on_map)
+    assert summaries["花园工作站"]["geometry"]["coordinates"] == [104.005, 30.605]
     one = get(admin, "workstations", id=station.pk, **box)["features"]
     assert [f["properties"]["name"] for f in one] == ["花园工作站"]
-    assert one[0]["properties"]["units"] == garden["units"]
-    assert one[0]["properties"]["staff"] == garden["staff"]
+    assert one[0]["properties"] == garden
     # another grid's chief asking for a station outside their units gets nothing
     assert get(chief, "workstations", id=other.pk)["features"] == []
     bad = admin.get("/maps/layers/workstations.geojson", {"id": "1 OR 1=1"})

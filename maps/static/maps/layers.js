@@ -51,6 +51,36 @@
         return '<table class="map-popup">' + rows.join("") + "</table>";
     }
 
+    function withParam(url, name, value) {
+        return url + (url.indexOf("?") < 0 ? "?" : "&") + name + "=" + encodeURIComponent(value);
+    }
+
+    // A popup built from the feature's summary `p` by render(p); when it opens and
+    // complete(p) is false it asks the layer's url with ?name=value for the whole feature
+    // and shows that (kept for the next opening), or says the fetch failed.
+    function popupWithFacts(lyr, o, p, name, value, render, complete) {
+        var full = null;
+        lyr.bindPopup(function () { return render(full || p); });
+        lyr.on("popupopen", function (e) {
+            if (full || complete(p)) { return; }
+            fetch(withParam(o.url, name, value),
+                  {credentials: "same-origin", headers: {"Accept": "application/json"}})
+                .then(function (response) {
+                    if (!response.ok) { throw new Error(String(response.status)); }
+                    return response.json();
+                })
+                .then(function (answer) {
+                    if (!answer.features.length) { throw new Error("gone"); }
+                    full = answer.features[0].properties;
+                    e.popup.setContent(render(full));
+                })
+                .catch(function () {
+                    var more = e.popup.getElement().querySelector(".weige-popup-more");
+                    if (more) { more.textContent = o.labels.failed; }
+                });
+        });
+    }
+
     // ---- renderers: (data, options) -> {layer, count} -------------------------------------
 
     // A GeoJSON layer whose features the RemoteLayer adds in chunks (see _draw).
@@ -79,13 +109,25 @@
             },
             onEachFeature: function (f, lyr) {
                 var p = f.properties;
-                lyr.bindPopup(function () {
-                    return "<h4>" + link(unitUrl(o, p.code), p.name) + "</h4><p>" + esc(p.code)
-                        + "</p>" + table(unitRows(p));
+                popupWithFacts(lyr, o, p, "code", p.code, unitHtml, function (q) {
+                    return q.households !== undefined;
                 });
                 lyr.bindTooltip(function () { return esc(p.name); });
             }
         });
+        // On a map view a unit carries its summary (maps.layers.UNIT_SUMMARY); the popup
+        // shows it and fetches the rest when it opens.
+        function unitHtml(p) {
+            var html = "<h4>" + link(unitUrl(o, p.code), p.name) + "</h4><p>" + esc(p.code)
+                + "</p>";
+            if (p.households === undefined) {
+                var rows = [row(L_.band, L_["band_" + p.band] || p.band)];
+                if (p.problems) { rows.push(row(L_.problems, p.problems)); }
+                return html + table(rows) + '<p class="weige-popup-more">' + esc(L_.loading)
+                    + "</p>";
+            }
+            return html + table(unitRows(p));
+        }
         // built when a popup opens: thousands of units are drawn at district zoom
         function unitRows(p) {
             var rows = [
@@ -156,13 +198,7 @@
     function L_(o, key) { return o.labels[key] || key; }
 
     function stationHtml(p, o) {
-        var html = "<h4>" + esc(p.name) + (p.pilot ? " · " + esc(o.labels.pilot) : "")
-            + "</h4>" + table([
-                row(o.labels.address, p.address),
-                row(o.labels.open, p.open),
-                row(o.labels.overdue, p.overdue),
-                row(o.labels.on_time_closure_30d, percent(p.on_time_closure_30d))
-            ]);
+        var html = "<h4>" + esc(p.name) + (p.pilot ? " · " + esc(o.labels.pilot) : "") + "</h4>";
         if (!p.units) {  // a map view's summary: the rest is being fetched
             return html + '<p class="weige-popup-more">' + esc(o.labels.loading) + "</p>";
         }
@@ -170,12 +206,13 @@
         var staff = p.staff.map(function (s) {
             return esc(s.role) + " " + s.count + (s.names.length ? "（" + esc(s.names.join("、")) + "）" : "");
         }).join("<br>");
-        return html + "<p><b>" + esc(o.labels.units) + "</b> " + units + "</p><p><b>"
+        return html + table([
+            row(o.labels.address, p.address),
+            row(o.labels.open, p.open),
+            row(o.labels.overdue, p.overdue),
+            row(o.labels.on_time_closure_30d, percent(p.on_time_closure_30d))
+        ]) + "<p><b>" + esc(o.labels.units) + "</b> " + units + "</p><p><b>"
             + esc(o.labels.staff) + "</b><br>" + (staff || esc(o.labels.none)) + "</p>";
-    }
-
-    function withParam(url, name, value) {
-        return url + (url.indexOf("?") < 0 ? "?" : "&") + name + "=" + encodeURIComponent(value);
     }
 
     function workstationsRenderer(data, o) {
@@ -187,26 +224,10 @@
                 });
             },
             onEachFeature: function (f, lyr) {
-                var p = f.properties, full = null;
-                lyr.bindPopup(function () { return stationHtml(full || p, o); });
-                lyr.on("popupopen", function (e) {
-                    if (full || p.units) { return; }
-                    fetch(withParam(o.url, "id", f.id),
-                          {credentials: "same-origin", headers: {"Accept": "application/json"}})
-                        .then(function (response) {
-                            if (!response.ok) { throw new Error(String(response.status)); }
-                            return response.json();
-                        })
-                        .then(function (answer) {
-                            if (!answer.features.length) { throw new Error("gone"); }
-                            full = answer.features[0].properties;
-                            e.popup.setContent(stationHtml(full, o));
-                        })
-                        .catch(function () {
-                            var more = e.popup.getElement().querySelector(".weige-popup-more");
-                            if (more) { more.textContent = o.labels.failed; }
-                        });
-                });
+                var p = f.properties;
+                popupWithFacts(lyr, o, p, "id", f.id, function (q) {
+                    return stationHtml(q, o);
+                }, function (q) { return !!q.units; });
                 lyr.bindTooltip(function () { return esc(p.name); });
             }
         });
