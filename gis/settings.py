@@ -38,9 +38,9 @@ MIDDLEWARE = [
     # /static/ from STATIC_ROOT, gzip- or Brotli-compressed as the browser accepts
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # pages and API answers gzip-compressed when the browser accepts it (static files are
-    # answered above, compressed ahead of time); with Django's BREACH mitigation (random
-    # padding) and per-request masked CSRF tokens
-    "django.middleware.gzip.GZipMiddleware",
+    # answered above, compressed ahead of time; photos go as they are); with Django's
+    # BREACH mitigation (random padding) and per-request masked CSRF tokens
+    "gis.middleware.CompressionMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -219,6 +219,12 @@ def test_a_photo_goes_into_the_timeline(client, small_territory, people):
     served = client.get(photo_url)
     assert served.status_code == 200 and served["Content-Type"] == "image/png"
     assert b"".join(served.streaming_content) == PNG
+    # already compressed: sent as it is to a browser that accepts gzip (the page is not)
+    served = client.get(photo_url, HTTP_ACCEPT_ENCODING="gzip")
+    assert not served.has_header("Content-Encoding")
+    assert served["Content-Length"] == str(len(PNG))
+    assert b"".join(served.streaming_content) == PNG
+    assert client.get(response.url, HTTP_ACCEPT_ENCODING="gzip")["Content-Encoding"] == "gzip"
     # not to someone who may not see the incident, and not from MEDIA_URL
     client.force_login(people["other"])
     assert client.get(photo_url).status_code == 404
