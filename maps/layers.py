@@ -21,6 +21,10 @@ Layers (LAYERS names them for the endpoint):
   zoom, the incident list's filters applied; ``incident_heat``: the same points as heat-map
   cells; ``incident_density``: grids with their number of open incidents.
 
+On a map view (the request has a zoom) a unit carries only UNIT_SUMMARY and a workstation
+only WORKSTATION_SUMMARY: what the map draws; the rest comes for one unit (``code``) or
+station (``id``) when its popup opens, and in the download (no zoom).
+
 Coordinates are WGS84 unless the basemap is GCJ-02 (maps.basemaps): then every coordinate
 of every layer, and the requested box, are GCJ-02.
 """
@@ -569,9 +573,9 @@ WORKSTATION_SUMMARY = ("name", "pilot")
 
 
 def workstations_layer(user, view: View, station_id: str | None = None) -> str:
-    """The scoped workstations in the box: with a box (a map view) each with its
-    WORKSTATION_SUMMARY, without one (the download) or for one station (`station_id`) with
-    all its facts."""
+    """The scoped workstations in the view's box: on a map view (a zoom given) each with
+    its WORKSTATION_SUMMARY, without a zoom (the download) or for one station (`station_id`)
+    with all its facts."""
     stations = list(scoped_workstations(user))
     if station_id is not None:
         if not re.fullmatch(r"[0-9]{1,18}", station_id):
@@ -590,7 +594,7 @@ def workstations_layer(user, view: View, station_id: str | None = None) -> str:
     ]
     if not shown:
         return feature_collection([])
-    if view.box is not None:
+    if view.zoom is not None and station_id is None:  # a map view
         return feature_collection(
             feature(point(x, y), {"name": s.name, "pilot": s.pilot}, s.pk) for s, x, y in shown
         )

@@ -15,7 +15,6 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 
 from grids.kinds import UnitKind
@@ -64,7 +63,6 @@ def download_url(url: str) -> str:
 
 
 @require_GET
-@gzip_page
 def layer(request, name: str):
     """One layer as GeoJSON (incident_heat: heat-map cells as JSON). 403 for anonymous
     users, 404 for an unknown layer, 400 naming a wrong parameter."""

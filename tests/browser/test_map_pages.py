@@ -86,7 +86,7 @@ def test_coverage_map_grids_micro_grids_and_popups(page_for, city):
     assert city["grid1"].name in popup.inner_text()
     # the map carries each grid's summary; its staff and households come when it opens
     popup.get_by_text("李网格长").wait_for()
-    assert "300" in popup.inner_text()  # households
+    assert "households\t300" in popup.inner_text()
     link = popup.locator("a").first
     assert link.get_attribute("href") == f"/maps/units/{city['grid1'].code}/"
     page.keyboard.press("Escape")
@@ -243,10 +243,11 @@ def test_a_large_answer_is_drawn_in_chunks_and_a_newer_one_replaces_it(page_for,
     popup.wait_for(state="visible")
     assert "网格1233" in popup.inner_text() and "G1233" in popup.inner_text()
     page.keyboard.press("Escape")
-    # a move asks again: the 7 grids of the new answer replace the 1,234
+    # a move out of the box asked for asks again: the 7 grids of the new answer replace
+    # the 1,234
     map_name = page.evaluate("document.querySelector('.folium-map').id")
     page.evaluate(f"delete {DRAWN}.drawnGrids")
-    page.evaluate(f"{map_name}.panBy([200, 0], {{animate: false}})")
+    page.evaluate(f"{map_name}.panBy([900, 0], {{animate: false}})")
     assert wait_drawn(page, "Grids", 7) == 7
     assert page.locator(f"{OVERLAY_PATHS}[fill='#c62828']").count() == 7
     assert answers == [1234, 7]
@@ -285,11 +286,40 @@ def test_the_coverage_map_draws_first_what_the_page_asked_for_before_leaflet(pag
     assert early.endswith(f"&zoom={page.evaluate(f'{map_name}.getZoom()')}")
     # the other layers still ask by box once the grids are drawn
     wait_drawn(page, "Workstations", 1)
-    # later moves ask by box as before
+    # the answer holds every grid in scope at this zoom: moves at this zoom ask nothing
     page.evaluate(f"delete {DRAWN}.drawnGrids")
-    page.evaluate(f"{map_name}.panBy([100, 0], {{animate: false}})")
+    page.evaluate(f"{map_name}.panBy([900, 300], {{animate: false}})")
     assert wait_drawn(page, "Grids", 2) == 2
+    assert len(asked) == 1
+    # another zoom asks by box as before
+    page.evaluate(f"delete {DRAWN}.drawnGrids")
+    page.evaluate(f"{map_name}.setView([30.605, 104.01], {map_name}.getZoom() + 1)")
+    assert wait_drawn(page, "Grids") >= 1
     assert len(asked) == 2 and "bbox=" in asked[1]
+    assert_clean(page)
+
+
+def test_a_small_move_keeps_the_drawing_and_an_open_popup(page_for, city):
+    """A view asked for by box: a pan within the padded box asks nothing and keeps an open
+    popup (a popup near the edge pans the map to show itself); a pan out of it asks again."""
+    page = page_for(city["admin"])
+    asked = layer_requests(page, "/maps/layers/units.geojson?kind=grid&bbox=")
+    page.goto("/maps/coverage/?lat=30.605&lon=104.01&zoom=16")
+    assert wait_drawn(page, "Grids", 2) == 2
+    assert len(asked) == 1
+    map_name = page.evaluate("document.querySelector('.folium-map').id")
+    popup = open_popup(page.locator(f"{OVERLAY_PATHS}[fill='#2e7d32']"))
+    popup.get_by_text("李网格长").wait_for()
+    page.evaluate(f"delete {DRAWN}.drawnGrids")
+    page.evaluate(f"{map_name}.panBy([0, 120], {{animate: false}})")  # a fifth is 200 px
+    assert wait_drawn(page, "Grids", 2) == 2
+    page.wait_for_timeout(300)  # a request would have gone by now (60 ms after the move)
+    assert len(asked) == 1
+    assert popup.is_visible() and city["grid1"].name in popup.inner_text()
+    page.evaluate(f"delete {DRAWN}.drawnGrids")
+    page.evaluate(f"{map_name}.panBy([0, 600], {{animate: false}})")
+    assert wait_drawn(page, "Grids") >= 0
+    assert len(asked) == 2
     assert_clean(page)
 
 

@@ -213,19 +213,26 @@ def test_simplified_neighbours_still_share_their_edge(admin, make_unit, territor
 
 
 @pytest.mark.parametrize("band", geometry_cache.ZOOM_BANDS)
-def test_outline_coordinates_are_rounded_to_a_third_of_a_pixel_at_most(admin, territory, band):
+def test_outline_coordinates_are_rounded_to_a_third_of_a_pixel_at_most(
+    admin, make_unit, territory, band
+):
     """The fewest decimals (at least 4) whose rounding moves a vertex by at most a third of
     the band's tolerance (a pixel at its zoom); the answer's coordinates carry no more."""
     decimals = geometry_cache.decimals_for(band)
     pixel = geometry_cache.tolerance(band)
     assert 0.5 * 10**-decimals <= pixel / 3
     assert decimals == 4 or 0.5 * 10 ** -(decimals - 1) > pixel / 3
-    answer = get(admin, "units", kind="microgrid", zoom=band)
-    for f in answer["features"]:
-        xy = shapely.get_coordinates(shapely.geometry.shape(f["geometry"]))
-        assert np.array_equal(np.round(xy, decimals), xy)
-    full = get(admin, "units", kind="microgrid")  # the download: as stored
-    assert len(full["features"]) == len(answer["features"]) == 4
+    corners = (104.0312345678, 30.6012345678, 104.0387654321, 30.6087654321)
+    fine = make_unit("grid", f"{COMMUNITY}009", rect(*corners), parent=territory["community"])
+    answer = by_code(get(admin, "units", kind="grid", zoom=band))
+    served = shapely.get_coordinates(shapely.geometry.shape(answer[fine.code]["geometry"]))
+    stored = shapely.get_coordinates(rect(*corners))
+    assert np.array_equal(np.round(served, decimals), served)  # no more decimals
+    assert np.abs(np.sort(served, axis=0) - np.sort(stored, axis=0)).max() <= 0.5 * 10**-decimals
+    assert not np.array_equal(np.round(served, decimals - 1), served)  # not fewer either
+    full = by_code(get(admin, "units", kind="grid"))  # the download: as stored (7 decimals)
+    kept = shapely.get_coordinates(shapely.geometry.shape(full[fine.code]["geometry"]))
+    assert np.abs(np.sort(kept, axis=0) - np.sort(stored, axis=0)).max() <= 0.5e-7
 
 
 def test_a_new_boundary_version_is_served_at_once(admin, territory):

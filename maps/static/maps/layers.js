@@ -1,10 +1,11 @@
 /* weige map layers fetched from the app by box and zoom (maps.elements.RemoteLayer).
  *
  * weige.remoteLayer(options) is a Leaflet layer group that, while on the map, asks
- * options.url for the features in the visible box (padded by a fifth) at the current zoom
- * after every move, and draws the answer with the renderer named by options.style. Below
- * options.minZoom it draws nothing and says so in the map's status line. A newer request
- * wins over an older one still in flight. After drawing, the map container carries
+ * options.url for the features in the visible box (padded by a fifth) at the current zoom,
+ * again after a move that changes the zoom or leaves the box it asked for (a small pan, such
+ * as a popup's, keeps the drawing and the popup), and draws the answer with the renderer
+ * named by options.style. Below options.minZoom it draws nothing and says so in the map's
+ * status line. A newer request wins over an older one still in flight. After drawing, the map container carries
  * data-drawn-<name>="<count>" (what the browser tests and the benchmark read) and the map
  * fires "weige:drawn" with {name, count}.
  *
@@ -56,14 +57,15 @@
     }
 
     // A popup built from the feature's summary `p` by render(p); when it opens and
-    // complete(p) is false it asks the layer's url with ?name=value for the whole feature
-    // and shows that (kept for the next opening), or says the fetch failed.
+    // complete(p) is false it asks the layer's url with ?name=value (at the map's zoom) for
+    // the whole feature and shows that (kept for the next opening), or says the fetch failed.
     function popupWithFacts(lyr, o, p, name, value, render, complete) {
         var full = null;
         lyr.bindPopup(function () { return render(full || p); });
         lyr.on("popupopen", function (e) {
             if (full || complete(p)) { return; }
-            fetch(withParam(o.url, name, value),
+            var url = withParam(withParam(o.url, name, value), "zoom", e.target._map.getZoom());
+            fetch(url,
                   {credentials: "same-origin", headers: {"Accept": "application/json"}})
                 .then(function (response) {
                     if (!response.ok) { throw new Error(String(response.status)); }
@@ -394,6 +396,7 @@
             clearTimeout(this._timer);
             map.off("moveend", this._later, this);
             this._seq += 1;  // answers still in flight are dropped
+            this._have = null;
             status(map, this._options.name, "");
             delete map.getContainer().dataset["drawn" + this._key()];
             this._onMap = null;
@@ -406,33 +409,50 @@
             });
         },
 
-        url: function (withView) {
-            var o = this._options, map = this._onMap, url = o.url;
-            if (withView && map) {
-                var b = map.getBounds().pad(0.2);
-                url += (url.indexOf("?") < 0 ? "?" : "&") + "bbox=" + [
-                    b.getWest(), b.getSouth(), b.getEast(), b.getNorth()
-                ].map(function (v) { return v.toFixed(6); }).join(",") + "&zoom=" + map.getZoom();
-            }
-            return url;
+        // The layer's URL for the box `b` (a LatLngBounds) at the map's zoom.
+        url: function (b) {
+            var url = this._options.url;
+            return url + (url.indexOf("?") < 0 ? "?" : "&") + "bbox=" + [
+                b.getWest(), b.getSouth(), b.getEast(), b.getNorth()
+            ].map(function (v) { return v.toFixed(6); }).join(",") + "&zoom=" + this._onMap.getZoom();
+        },
+
+        // True when the current view lies within what the drawing on the map was asked for
+        // (at the same zoom): then a move does not ask again (the drawing stays, and with it
+        // an open popup that panned the map to show itself).
+        _covered: function (map) {
+            var have = this._have;
+            return Boolean(have) && have.zoom === map.getZoom()
+                && (have.box === null || have.box.contains(map.getBounds()));
         },
 
         _refresh: function () {
             var map = this._onMap, o = this._options, self = this;
             if (!map) { return; }
-            var seq = ++this._seq;
+            var seq = ++this._seq;  // an answer still in flight is dropped
             if (o.minZoom && map.getZoom() < o.minZoom) {
                 this.clearLayers();
+                this._have = null;
                 map.getContainer().dataset["drawn" + this._key()] = "0";
                 status(map, o.name, o.labels.zoom_in);
                 return;
             }
+            if (this._covered(map)) {  // the drawing stays; it is drawn for this view too
+                status(map, o.name, this._have.note);
+                map.getContainer().dataset["drawn" + this._key()] = String(this._have.count);
+                return;
+            }
             status(map, o.name, o.labels.loading);
+            // what is asked for: the view padded by a fifth on every side (none: the early
+            // answer, everything in the user's scope), at the map's zoom
+            var box = null, zoom = map.getZoom();
             var ask = function () {
                 if (seq !== self._seq || !self._onMap) {  // moved or removed meanwhile
                     return Promise.reject(new Error("superseded"));
                 }
-                return fetch(self.url(true), {
+                box = map.getBounds().pad(0.2);
+                zoom = map.getZoom();
+                return fetch(self.url(box), {
                     credentials: "same-origin", headers: {"Accept": "application/json"}
                 }).then(function (response) {
                     if (!response.ok) { throw new Error(String(response.status)); }
@@ -447,7 +467,7 @@
             (early ? early.answer.then(marked, ask) : ask())
                 .then(function (data) {
                     if (seq !== self._seq || !self._onMap) { return; }
-                    self._draw(data);
+                    self._draw(data, {zoom: zoom, box: box});
                 })
                 .catch(function () {
                     if (seq === self._seq && self._onMap) { status(map, o.name, o.labels.failed); }
@@ -470,8 +490,9 @@
         // first frame of the first drawing): the first ones show at once and the page stays responsive. The previous
         // drawing stays until the first chunk is in; data-drawn-<name> and "weige:drawn"
         // come after the last.
-        _draw: function (data) {
+        _draw: function (data, asked) {
             var map = this._onMap, o = this._options, self = this, seq = this._seq;
+            this._have = null;  // until this drawing is complete
             o._map = map;
             var drawn = RENDERERS[o.style](data, o);
             var layer = drawn.layer, pending = layer._weigePending, done = 0;
@@ -499,6 +520,7 @@
                     note = o.labels.empty.replace("%(layer)s", o.title || o.name);
                 }
                 status(map, o.name, note);
+                self._have = {zoom: asked.zoom, box: asked.box, note: note, count: drawn.count};
                 map.fire("weige:drawn", {name: o.name, count: drawn.count});
             };
             var step = function () {
