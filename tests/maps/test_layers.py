@@ -235,6 +235,22 @@ def test_outline_coordinates_are_rounded_to_a_third_of_a_pixel_at_most(
     assert np.abs(np.sort(kept, axis=0) - np.sort(stored, axis=0)).max() <= 0.5e-7
 
 
+def test_outlines_prepared_by_another_release_are_not_served(territory, monkeypatch):
+    """The shared cache's key carries OUTLINES_FORMAT: a release that changes how outlines
+    are prepared raises it and prepares them again instead of reading the old ones."""
+    prepared = []
+    real = geometry_cache._prepare
+    monkeypatch.setattr(geometry_cache, "_prepare", lambda *a: prepared.append(a[0]) or real(*a))
+    first = geometry_cache.outlines("grid")
+    geometry_cache.forget()  # a new server process: only the shared cache is left
+    assert geometry_cache.outlines("grid").geojson == first.geojson
+    assert prepared == ["grid"]  # read from the shared cache
+    geometry_cache.forget()
+    monkeypatch.setattr(geometry_cache, "OUTLINES_FORMAT", geometry_cache.OUTLINES_FORMAT + 1)
+    geometry_cache.outlines("grid")
+    assert prepared == ["grid", "grid"]
+
+
 def test_a_new_boundary_version_is_served_at_once(admin, territory):
     micro = territory["micro11"]
     before = shapely.geometry.shape(
