@@ -105,3 +105,16 @@ def test_a_point_far_from_open_incidents_suggests_none(page_for, people):
     assert count(page, "#duplicates-list li") == 0
     assert page.locator("#duplicates h2").is_hidden()
     assert_clean(page)
+
+
+@pytest.mark.parametrize(
+    "url", ["/incidents/", "/incidents/supervision", "/incidents/kpis", "/", "/maps/coverage/"]
+)
+def test_on_a_phone_wide_tables_scroll_inside_the_page(page_for, people, url):
+    """390 px wide (a grid member's phone): the page itself does not scroll sideways."""
+    for _ in range(3):
+        report()
+    page = page_for(people["chief"], locale="zh-CN", viewport={"width": 390, "height": 800})
+    page.goto(url)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert_clean(page)

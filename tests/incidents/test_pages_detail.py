@@ -228,6 +228,10 @@ def test_a_photo_goes_into_the_timeline(client, small_territory, people):
     # not to someone who may not see the incident, and not from MEDIA_URL
     client.force_login(people["other"])
     assert client.get(photo_url).status_code == 404
+    hidden = client.get(reverse("incident-detail", args=[incident.pk]))
+    assert hidden.status_code == 404 and "outside your units" in hidden.text
+    chinese = client.get(photo_url, HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "不在您负责的单元范围内" in chinese.text and 'class="topbar"' in chinese.text
     assert client.get(entry.photo.url).status_code == 404
 
 

@@ -112,6 +112,14 @@ def test_list_of_a_user_in_the_other_community_shows_only_theirs(client, territo
     assert numbers(client.get("/incidents/", {"unit": territory["community"].code})) == []
 
 
+def test_a_filter_without_matches_says_so(client, chief, mixed):
+    response = client.get("/incidents/", {"q": "没有这样的事件"})
+    assert response.status_code == 200
+    assert numbers(response) == []
+    assert "0 incidents" in response.text and "No incidents match." in response.text
+    assert "/incidents/export.csv?q=" in response.text  # the (empty) export is still offered
+
+
 def test_anonymous_users_are_sent_to_the_login_page(client, territory):
     for url in ("/incidents/", "/incidents/export.csv"):
         response = client.get(url)

@@ -227,7 +227,11 @@ def test_district_admins_and_superusers_see_the_page_others_get_403(
     assert response.status_code == 200 and len(numbers(response)) == 1
     chief = login(django_user_model, "chief", territory["community"], GRID_CHIEF)
     client.force_login(chief)
-    assert client.get(reverse("police")).status_code == 403
+    refused = client.get(reverse("police"))
+    assert refused.status_code == 403
+    # the app's page: why, in the user's language, with the navigation and a way back
+    assert "This page is for police liaisons and district administrators." in refused.text
+    assert 'class="topbar"' in refused.text and 'href="/"' in refused.text
     root = django_user_model.objects.create_superuser("root", password="pw-123456")
     client.force_login(root)
     assert client.get(reverse("police")).status_code == 200
