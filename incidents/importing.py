@@ -275,6 +275,13 @@ def derived_id_prefix(path: Path) -> str:
     return name
 
 
+# Report times an import accepts: from this moment to a day after the import started (clocks
+# and time zones of the exporting system may be off by hours; a report from next year is a
+# wrong date, and would give a deadline past what dates can hold).
+EARLIEST_TIME = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+FUTURE_SLACK = datetime.timedelta(days=1)
+
+
 def parse_time(text: str, fmt: str | None) -> datetime.datetime:
     text = text.strip()
     if not text:
@@ -335,13 +342,12 @@ class _Checker:
                 )
         else:
             external_id = f"{self.prefix}:{number}"
-        if external_id in self.seen:
+        if external_id in self.seen:  # an earlier good row has it
             return Rejected(
                 number,
                 "duplicate_in_file",
                 _("the external id %(id)s appears earlier in the file") % {"id": external_id},
             )
-        self.seen.add(external_id)
         raw_lon, raw_lat = row.get(o.lon_field), row.get(o.lat_field)
         try:
             lon, lat = _number(raw_lon), _number(raw_lat)
@@ -395,8 +401,16 @@ class _Checker:
                     _("the time %(value)r does not match %(format)s")
                     % {"value": text, "format": o.time_format or "ISO 8601"},
                 )
+            if not EARLIEST_TIME <= reported_at <= self.now + FUTURE_SLACK:
+                return Rejected(
+                    number,
+                    "bad_date",
+                    _("the time %(value)r is not between %(first)s and now")
+                    % {"value": text, "first": f"{EARLIEST_TIME:%Y-%m-%d}"},
+                )
         else:
             reported_at = self.now
+        self.seen.add(external_id)  # only good rows: a later good copy of a bad row counts
         return _Good(number, external_id, lon, lat, category, reported_at)
 
 

@@ -1,9 +1,32 @@
 """What the territory commands print and write: a summary table and the JSON report."""
 
 import json
+import os
 from pathlib import Path
 
 from django.utils.translation import gettext as _
+
+
+def check_report_path(path: str | Path | None) -> None:
+    """Refuse a --report path that cannot be written, before any work is done (an import
+    must not commit and then fail to say what it did)."""
+    if not path:
+        return
+    from django.core.management.base import CommandError
+
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise CommandError(_("--report %(path)s is a directory, not a file") % {"path": path})
+    if not folder.is_dir():
+        raise CommandError(
+            _("--report %(path)s: there is no folder %(folder)s") % {"path": path, "folder": folder}
+        )
+    if not os.access(folder, os.W_OK):
+        raise CommandError(
+            _("--report %(path)s: the folder %(folder)s is not writable")
+            % {"path": path, "folder": folder}
+        )
 
 
 def write_report(path: str | Path, report: dict) -> None:

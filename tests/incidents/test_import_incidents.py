@@ -120,6 +120,58 @@ def test_good_rows_imported_bad_rows_listed_and_rerun_adds_nothing(
     assert Incident.objects.count() == 4 and TimelineEntry.objects.count() == 4
 
 
+def test_dates_out_of_range_are_rejected_rows_and_a_bad_first_copy_does_not_hide_a_good_one(
+    tmp_path, small_territory, manhole
+):
+    tomorrow = datetime.datetime.now(SH) + datetime.timedelta(days=3)
+    path = write(
+        tmp_path,
+        "dates.csv",
+        HEADER
+        + "d1,104.005,30.607,C0101,9999-12-31T23:00:00\n"  # 1 beyond any deadline
+        + "d2,104.005,30.607,C0101,0001-01-01T00:00:00\n"  # 2 before any clock
+        + f"d3,104.005,30.607,C0101,{tomorrow:%Y-%m-%dT%H:%M:%S}\n"  # 3 in the future
+        + "d4,104.005,30.607,C0101,2025-06-09T09:00:00\n"  # 4 good
+        + "d5,abc,30.607,C0101,2025-06-09T09:00:00\n"  # 5 bad coordinates …
+        + "d5,104.005,30.607,C0101,2025-06-09T09:00:00\n"  # 6 … its good copy
+        + "d5,104.005,30.607,C0101,2025-06-09T09:00:00\n",  # 7 a repeat of a good row
+    )
+    report = run(path, *ID_ARGS, report=tmp_path / "r.json")
+    assert [(r["row"], r["reason"]) for r in report["rejected"]] == [
+        (1, "bad_date"),
+        (2, "bad_date"),
+        (3, "bad_date"),
+        (5, "bad_coordinates"),
+        (7, "duplicate_in_file"),
+    ]
+    assert "9999-12-31T23:00:00" in report["rejected"][0]["message"]
+    assert sorted(Incident.objects.values_list("external_id", flat=True)) == ["d4", "d5"]
+
+
+def test_a_report_file_that_cannot_be_written_is_refused_before_importing(
+    tmp_path, small_territory, manhole
+):
+    path = write(tmp_path, "one.csv", HEADER + "r1,104.005,30.607,C0101,2025-06-09T09:00\n")
+    with pytest.raises(CommandError, match="there is no folder"):
+        run(path, *ID_ARGS, report=tmp_path / "missing" / "r.json")
+    with pytest.raises(CommandError, match="is a directory"):
+        run(path, *ID_ARGS, report=tmp_path)
+    assert not Incident.objects.exists()
+
+
+def test_an_interrupted_import_says_how_to_finish(tmp_path, small_territory, manhole, monkeypatch):
+    path = write(tmp_path, "one.csv", HEADER + "r1,104.005,30.607,C0101,2025-06-09T09:00\n")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(
+        "incidents.management.commands.import_incidents.import_incidents", interrupted
+    )
+    with pytest.raises(CommandError, match="run the same command again"):
+        run(path, *ID_ARGS)
+
+
 def test_gcj02_rows_land_in_the_right_microgrid_and_keep_the_input(
     tmp_path, small_territory, manhole
 ):
@@ -186,7 +238,7 @@ def test_killed_run_then_rerun_gives_every_good_row_exactly_once(
         return real(writer, cursor, n, columns)
 
     monkeypatch.setattr(importing._Writer, "write_entries", dies_in_second_chunk)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(CommandError, match="interrupted"):  # Ctrl-C: said, not a traceback
         run(path, *ID_ARGS, "--chunk-size", "4")
     assert sorted(Incident.objects.values_list("external_id", flat=True)) == [
         "k1",

@@ -5,7 +5,7 @@ from django.utils.translation import gettext as _
 
 from grids.coverage_check import check_unit_coverage
 from grids.kinds import parse_kind
-from grids.management.reporting import summary_lines, write_report
+from grids.management.reporting import check_report_path, summary_lines, write_report
 from grids.services.boundaries import TerritoryError
 
 
@@ -22,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--report", help="write the full report to this JSON file")
 
     def handle(self, *args, **opts):
+        check_report_path(opts["report"])
         try:
             kind = parse_kind(opts["kind"])
             at = datetime.date.fromisoformat(opts["at"]) if opts["at"] else None

@@ -9,7 +9,7 @@ from gis.crs import CRSError
 from gis.spatial_io import SpatialFileError
 from grids.importing import ImportOptions, ImportRefused, apply_plan, check_file
 from grids.kinds import parse_kind
-from grids.management.reporting import summary_lines, write_report
+from grids.management.reporting import check_report_path, summary_lines, write_report
 from grids.services.boundaries import TerritoryError
 
 
@@ -50,6 +50,7 @@ class Command(BaseCommand):
         parser.add_argument("--report", help="write the full report to this JSON file")
 
     def handle(self, *args, **opts):
+        check_report_path(opts["report"])
         try:
             kind = parse_kind(opts["kind"])
             valid_from = (

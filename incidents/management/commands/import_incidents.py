@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 from tqdm import tqdm
 
-from grids.management.reporting import write_report
+from grids.management.reporting import check_report_path, write_report
 from incidents.importing import (
     DEFAULT_CHUNK,
     DEFAULT_ENCODING,
@@ -63,6 +63,7 @@ class Command(BaseCommand):
         parser.add_argument("--report", help="write the summary and every rejected row to JSON")
 
     def handle(self, *args, **opts):
+        check_report_path(opts["report"])
         options = ImportOptions(
             format=opts["format"],
             lon_field=opts["lon_field"],
@@ -87,6 +88,13 @@ class Command(BaseCommand):
                 result = import_incidents(opts["path"], options, progress=bar.update)
         except (ImportFileError, LookupError) as exc:
             raise CommandError(str(exc)) from None
+        except KeyboardInterrupt:
+            raise CommandError(
+                _(
+                    "interrupted: the chunks written so far are stored; run the same command "
+                    "again to import the rest (stored rows count as unchanged)"
+                )
+            ) from None
         report = result.report()
         if opts["report"]:
             write_report(opts["report"], report)
