@@ -9,6 +9,7 @@ POST needs an ``api_key`` listed in the setting WEIGE_OPEN311_API_KEYS.
 import datetime
 import hmac
 import math
+import re
 import xml.etree.ElementTree as ET
 
 from django.conf import settings
@@ -27,6 +28,7 @@ SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 CHANGESET = "2026-11-26T00:00:00+08:00"
 DEFAULT_DAYS = 90
 MAX_RESULTS = 1000
+MAX_ID_DIGITS = 18  # ids are 64-bit integers
 TRUE_VALUES = {"1", "true", "yes", "on", "urgent"}
 
 
@@ -38,6 +40,16 @@ class Open311Error(Exception):
 
 
 # ---------------------------------------------------------------- rendering
+
+
+# Characters XML 1.0 cannot carry (control characters other than tab and line breaks,
+# lone surrogates, U+FFFE/U+FFFF): dropped from XML text so that one report's stray control
+# character cannot make the whole feed unreadable. JSON escapes them and keeps them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(value) -> str:
+    return _NOT_XML.sub("", str(value))
 
 
 def _xml_value(parent, name, value):
@@ -58,7 +70,7 @@ def _xml_value(parent, name, value):
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     else:
-        element.text = str(value)
+        element.text = _xml_text(value)
     return element
 
 
@@ -111,6 +123,7 @@ def _method(request, *allowed):
 # ---------------------------------------------------------------- discovery and services
 
 
+@csrf_exempt
 @open311
 def discovery(request, fmt):
     _method(request, "GET", "HEAD")
@@ -144,6 +157,7 @@ def _service(category: Category) -> dict:
     }
 
 
+@csrf_exempt
 @open311
 def services(request, fmt):
     _method(request, "GET", "HEAD")
@@ -163,6 +177,7 @@ URGENT_ATTRIBUTE = {
 }
 
 
+@csrf_exempt
 @open311
 def service_definition(request, fmt, code):
     _method(request, "GET", "HEAD")
@@ -201,13 +216,13 @@ def _coordinate(data, name: str, limit: float) -> float:
 
 def _create(request, fmt):
     data = request.POST
-    _check_api_key(data.get("api_key", ""))
+    _check_api_key(data.get("api_key", "") or request.GET.get("api_key", ""))
     code = data.get("service_code", "").strip()
     if not code:
         raise Open311Error(400, _("service_code is required"))
     category = Category.objects.active_by_code(code)
     if category is None:
-        raise Open311Error(400, _("unknown service_code %(code)s") % {"code": code})
+        raise Open311Error(404, _("unknown service_code %(code)s") % {"code": code})
     if not data.get("lat", "").strip() or not data.get("long", "").strip():
         raise Open311Error(400, _("lat/long required"))
     lat = _coordinate(data, "lat", 90)
@@ -241,18 +256,23 @@ def _create(request, fmt):
 
 
 def _when(name: str, raw: str) -> datetime.datetime:
-    value = parse_datetime(raw.replace(" ", "+")) if "T" in raw else None
-    if value is None:
-        day = parse_date(raw) if "T" not in raw else None
-        if day is None:
-            raise Open311Error(
-                400,
-                _("%(name)s must be an ISO 8601 date and time, not %(value)r")
-                % {"name": name, "value": raw},
-            )
-        value = datetime.datetime.combine(day, datetime.time())
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value)
+    refused = Open311Error(
+        400,
+        _("%(name)s must be an ISO 8601 date and time, not %(value)r")
+        % {"name": name, "value": raw},
+    )
+    try:  # well-formed but impossible (month 13, 30 February, +99:00) is refused too
+        value = parse_datetime(raw.replace(" ", "+")) if "T" in raw else None
+        if value is None:
+            day = parse_date(raw) if "T" not in raw else None
+            if day is None:
+                raise refused
+            value = datetime.datetime.combine(day, datetime.time())
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value)
+        value.astimezone(datetime.UTC)  # an offset beyond what dates can hold
+    except (ValueError, OverflowError):
+        raise refused from None
     return value
 
 
@@ -297,21 +317,25 @@ def _search(request):
     queryset = _queryset()
     ids = [i.strip() for i in params.get("service_request_id", "").split(",") if i.strip()]
     if ids:  # the spec: other parameters are then ignored
-        if not all(i.isdigit() for i in ids):
+        if not all(i.isdigit() and len(i) <= MAX_ID_DIGITS for i in ids):
             raise Open311Error(400, _("service_request_id must be numbers separated by commas"))
         return list(queryset.filter(pk__in=[int(i) for i in ids])[:MAX_RESULTS])
     codes = [c.strip() for c in params.get("service_code", "").split(",") if c.strip()]
     if codes:
         queryset = queryset.filter(category__code__in=codes)
-    status = params.get("status", "").strip().lower()
-    if status == "open":
-        queryset = queryset.exclude(state__in=FINAL_STATES)
-    elif status == "closed":
-        queryset = queryset.filter(state__in=FINAL_STATES)
-    elif status:
+    # the spec: "may be declared multiple times, comma delimited"
+    statuses = {v.strip().lower() for v in params.get("status", "").split(",") if v.strip()}
+    unknown = statuses - {"open", "closed"}
+    if unknown:
         raise Open311Error(
-            400, _("status must be open or closed, not %(value)r") % {"value": status}
+            400,
+            _("status must be open or closed, not %(value)r")
+            % {"value": ",".join(sorted(unknown))},
         )
+    if statuses == {"open"}:
+        queryset = queryset.exclude(state__in=FINAL_STATES)
+    elif statuses == {"closed"}:
+        queryset = queryset.filter(state__in=FINAL_STATES)
     start_raw = params.get("start_date", "").strip()
     end_raw = params.get("end_date", "").strip()
     end = _when("end_date", end_raw) if end_raw else None
@@ -322,6 +346,11 @@ def _search(request):
         start = end - datetime.timedelta(days=DEFAULT_DAYS)
     if end < start:
         raise Open311Error(400, _("end_date is before start_date"))
+    if end - start > datetime.timedelta(days=DEFAULT_DAYS):  # the spec's limit
+        raise Open311Error(
+            400,
+            _("start_date to end_date spans more than %(days)d days") % {"days": DEFAULT_DAYS},
+        )
     queryset = queryset.filter(reported_at__gte=start, reported_at__lte=end)
     return list(queryset.order_by("-reported_at", "-id")[:MAX_RESULTS])
 
@@ -337,15 +366,18 @@ def requests_view(request, fmt):
     return render(data, fmt, "service_requests", "request")
 
 
+@csrf_exempt
 @open311
 def request_detail(request, fmt, request_id):
     _method(request, "GET", "HEAD")
-    incident = _queryset().filter(pk=int(request_id)).first() if request_id.isdigit() else None
+    known = request_id.isdigit() and len(request_id) <= MAX_ID_DIGITS
+    incident = _queryset().filter(pk=int(request_id)).first() if known else None
     if incident is None:
         raise Open311Error(404, _("service request %(id)s not found") % {"id": request_id})
     return render([_public(incident)], fmt, "service_requests", "request")
 
 
+@csrf_exempt
 @open311
 def token(request, fmt, token):
     _method(request, "GET", "HEAD")
@@ -355,4 +387,14 @@ def token(request, fmt, token):
             "tokens are not used: service requests get their service_request_id "
             "immediately when posted"
         ),
+    )
+
+
+@csrf_exempt
+def not_found(request, path=""):
+    """Anything else under /open311/v2/: the spec's error list (XML unless the path ends in
+    .json), 404."""
+    fmt = "json" if path.endswith(".json") else "xml"
+    return error_response(
+        fmt, 404, _("%(path)s is not an Open311 GeoReport v2 resource") % {"path": "/" + path}
     )

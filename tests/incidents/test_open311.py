@@ -190,13 +190,14 @@ def test_post_bad_input_is_400(client, keys, small_territory, categories):
     response = post(client, lat=None, long=None, address_string="春熙路1号")
     assert response.status_code == 400
     assert error_of(response)[1] == "lat/long required"
-    assert error_of(post(client, service_code="C9999"))[0] == 400
+    # the spec: 404 for a service_code not found
+    assert error_of(post(client, service_code="C9999"))[0] == 404
     assert error_of(post(client, service_code=None))[0] == 400
     assert error_of(post(client, lat="abc"))[0] == 400
     assert error_of(post(client, long="181"))[0] == 400
     Category.objects.filter(code="C0108").update(active=False)
-    assert error_of(post(client, service_code="C0108")) == (400, "unknown service_code C0108")
-    assert error_of(post(client, service_code="c0101"))[0] == 400  # codes are exact
+    assert error_of(post(client, service_code="C0108")) == (404, "unknown service_code C0108")
+    assert error_of(post(client, service_code="c0101"))[0] == 404  # codes are exact
     assert not Incident.objects.exists()
 
 
@@ -242,22 +243,40 @@ def test_status_filter_and_90_day_default(client, reports):
     assert ids_of(closed) == {r["closed"].pk}
     assert closed.json()[0]["status"] == "closed"
     assert error_of(client.get(f"{BASE}/requests.json", {"status": "done"}))[0] == 400
+    # the spec: comma-delimited values
+    both = client.get(f"{BASE}/requests.json", {"status": "open,closed"})
+    assert ids_of(both) == everything
+    assert error_of(client.get(f"{BASE}/requests.json", {"status": "open,done"}))[0] == 400
     assert ids_of(client.get(f"{BASE}/requests.json", {"service_code": "C0108"})) == set()
 
 
 def test_date_range(client, reports):
     r = reports
     now = timezone.now()
-    window = {
-        "start_date": (now - datetime.timedelta(days=250)).isoformat(),
+    window = {  # 90 days, the most the spec allows
+        "start_date": (now - datetime.timedelta(days=240)).isoformat(),
         "end_date": (now - datetime.timedelta(days=150)).isoformat(),
     }
     assert ids_of(client.get(f"{BASE}/requests.json", window)) == {r["old"].pk}
+    window["start_date"] = (now - datetime.timedelta(days=241)).isoformat()
+    too_long = client.get(f"{BASE}/requests.json", window)
+    assert error_of(too_long)[0] == 400 and "90 days" in error_of(too_long)[1]
     window = {"start_date": (now - datetime.timedelta(days=3)).date().isoformat()}
     assert ids_of(client.get(f"{BASE}/requests.json", window)) == {r["recent"].pk, r["far"].pk}
     backwards = {"start_date": "2025-06-10T00:00:00+08:00", "end_date": "2025-06-01T00:00:00Z"}
     assert error_of(client.get(f"{BASE}/requests.json", backwards))[0] == 400
     assert error_of(client.get(f"{BASE}/requests.json", {"start_date": "yesterday"}))[0] == 400
+    for impossible in (
+        {"start_date": "2026-13-45T00:00:00Z"},
+        {"start_date": "2026-02-30"},
+        {"end_date": "2026-11-26T25:00:00Z"},
+        {"start_date": "2026-11-26T00:00:00+99:00"},
+        {"service_request_id": "9" * 23},
+    ):
+        for fmt in ("json", "xml"):
+            response = client.get(f"{BASE}/requests.{fmt}", impossible)
+            assert response.status_code == 400, impossible
+    assert error_of(client.get(f"{BASE}/requests/{'9' * 23}.json"))[0] == 404
 
 
 def test_no_personal_data_in_get_output(client, reports):
@@ -286,3 +305,42 @@ def test_tokens_are_not_used(client):
     response = client.get(f"{BASE}/tokens/abc123.json")
     assert response.status_code == 404
     assert "token" in error_of(response)[1]
+
+
+def test_a_control_character_in_a_report_does_not_break_the_xml_feed(
+    client, keys, small_territory, categories
+):
+    response = post(client, description="bad\x01char\x0bhere\ttab")
+    assert response.status_code == 200
+    (created,) = response.json()
+    for path in ("requests.xml", f"requests/{created['service_request_id']}.xml"):
+        root = ET.fromstring(client.get(f"{BASE}/{path}").content)  # well-formed
+        assert root.findtext("request/description") == "badcharhere\ttab"
+    item = client.get(f"{BASE}/requests/{created['service_request_id']}.json").json()[0]
+    assert item["description"] == "bad\x01char\x0bhere\ttab"  # JSON keeps what was sent
+
+
+def test_anything_else_is_the_specs_404_and_no_csrf_page(client, keys, categories):
+    for path, fmt in (
+        ("requests.html", "xml"),
+        ("foo.json", "json"),
+        ("requests/1", "xml"),
+        ("", "xml"),
+    ):
+        response = client.get(f"{BASE}/{path}")
+        assert response.status_code == 404, path
+        if fmt == "json":
+            assert error_of(response)[0] == 404
+        else:
+            assert ET.fromstring(response.content).findtext("error/code") == "404"
+    strict = type(client)(enforce_csrf_checks=True)
+    for method, path in (("post", "services.json"), ("put", "requests/1.json")):
+        response = getattr(strict, method)(f"{BASE}/{path}")
+        assert response.status_code == 405, path
+        assert error_of(response)[0] == 405
+
+
+def test_the_api_key_may_come_in_the_query_string(client, keys, small_territory, categories):
+    fields = {"service_code": "C0101", "lat": "30.607", "long": "104.005"}
+    response = client.post(f"{BASE}/requests.json?api_key={KEY}", fields)
+    assert response.status_code == 200 and Incident.objects.count() == 1
