@@ -27,6 +27,7 @@ in file order). Naive times are taken as Asia/Shanghai.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime
 import hashlib
@@ -151,6 +152,10 @@ class ImportResult:
 # ----------------------------------------------------------------------------------------------
 
 
+# The key under which a row read from the file carries a problem found while reading it.
+PROBLEM = "\0problem"
+
+
 def _format_of(path: Path, fmt: str | None) -> str:
     if fmt:
         if fmt not in ("csv", "geojson"):
@@ -159,11 +164,43 @@ def _format_of(path: Path, fmt: str | None) -> str:
     return "geojson" if path.suffix.lower() in (".geojson", ".json") else "csv"
 
 
+# A wrong --encoding shows in the first rows: bytes that do not decode there stop the import
+# with a hint; later ones (a damaged line in a good file) reject only their row.
+ENCODING_PROBE_ROWS = 1000
+# A row spanning more lines than this has a quoted cell that swallowed the lines after it (an
+# unbalanced quote): refused, saying which lines, rather than imported with a huge cell.
+MANY_LINES = 20
+
+
+def _decoded_lines(handle, encoding: str, bad: list[int]) -> Iterator[str]:
+    """The lines of a binary file as text; a line that does not decode is decoded with
+    replacement characters and its number (from 1) appended to `bad`."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield raw.decode(encoding)
+        except UnicodeDecodeError:
+            bad.append(number)
+            yield raw.decode(encoding, errors="replace")
+        if number == 1 and encoding == DEFAULT_ENCODING:
+            encoding = "utf-8"  # the BOM can only open the file
+
+
 def _csv_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dict]]:
+    bad: list[int] = []
+
+    def wrong_encoding(where: str) -> ImportFileError:
+        return ImportFileError(
+            _("%(path)s is not %(encoding)s text (%(where)s); try --encoding gbk")
+            % {"path": path.name, "encoding": options.encoding, "where": where}
+        )
+
     try:
-        with path.open(encoding=options.encoding, newline="") as handle:
-            reader = csv.reader(handle)
+        codecs.lookup(options.encoding)
+        with path.open("rb") as handle:
+            reader = csv.reader(_decoded_lines(handle, options.encoding, bad))
             columns = next(reader, [])
+            if bad:
+                raise wrong_encoding(_("the header"))
             wanted = [options.lon_field, options.lat_field, options.category_field]
             wanted += [f for f in (options.time_field, options.id_field) if f]
             missing = [c for c in wanted if c not in columns]
@@ -176,16 +213,41 @@ def _csv_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dict]]:
                         "columns": ", ".join(columns),
                     }
                 )
-            # as csv.DictReader reads them, faster: blank lines skipped, missing cells absent
-            rows = (dict(zip(columns, row)) for row in reader if row)  # noqa: B905
-            yield from enumerate(rows, start=1)
-    except UnicodeDecodeError as exc:
+            # as csv.DictReader reads them: blank lines skipped, missing cells absent
+            number, last = 0, reader.line_num
+            for cells in reader:
+                first, last = last + 1, reader.line_num
+                if not cells:
+                    continue
+                number += 1
+                row = dict(zip(columns, cells))  # noqa: B905
+                if bad and bad[-1] >= first:
+                    if number <= ENCODING_PROBE_ROWS:
+                        raise wrong_encoding(_("line %(line)d") % {"line": bad[-1]})
+                    row[PROBLEM] = (
+                        "bad_encoding",
+                        _("line %(line)d is not %(encoding)s text")
+                        % {"line": bad[-1], "encoding": options.encoding},
+                    )
+                elif last - first >= MANY_LINES:
+                    row[PROBLEM] = (
+                        "bad_row",
+                        _(
+                            "lines %(first)d to %(last)d make one row: a quoted cell runs "
+                            "over them (an unbalanced quote?); none of them is imported"
+                        )
+                        % {"first": first, "last": last},
+                    )
+                yield number, row
+    except LookupError:
         raise ImportFileError(
-            _("%(path)s is not %(encoding)s text (%(error)s); try --encoding gbk")
-            % {"path": path.name, "encoding": options.encoding, "error": exc.reason}
+            _("unknown encoding %(encoding)s") % {"encoding": options.encoding}
         ) from None
     except csv.Error as exc:
-        raise ImportFileError(f"{path.name}: {exc}") from None
+        raise ImportFileError(
+            _("%(path)s line %(line)d: %(error)s (an unbalanced quote?)")
+            % {"path": path.name, "line": reader.line_num, "error": exc}
+        ) from None
 
 
 def _geojson_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dict]]:
@@ -201,15 +263,42 @@ def _geojson_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dic
         raise ImportFileError(str(exc)) from None
     frame = result.frame
     props = [c for c in frame.columns if c != frame.geometry.name]
+    wanted = [options.category_field]
+    wanted += [f for f in (options.time_field, options.id_field) if f]
+    missing = [name for name in wanted if name not in props]
+    if missing and len(frame):
+        raise ImportFileError(
+            _("%(path)s: no property %(missing)s (the properties are %(properties)s)")
+            % {"path": path.name, "missing": ", ".join(missing), "properties": ", ".join(props)}
+        )
     records = frame[props].to_dict("records")
     for number, (record, geom) in enumerate(zip(records, frame.geometry, strict=True), start=1):
-        row = {k: ("" if _is_missing(v) else str(v)) for k, v in record.items()}
+        row = {k: _property_text(v) for k, v in record.items()}
         if geom is not None and not geom.is_empty and geom.geom_type == "Point":
             row[options.lon_field], row[options.lat_field] = repr(geom.x), repr(geom.y)
         else:
             row[options.lon_field] = row[options.lat_field] = ""
             row["__geometry__"] = "missing" if geom is None else geom.geom_type
         yield number, row
+
+
+# Whole numbers a float64 holds exactly: a GeoJSON number property read as float (a column
+# of integers with a null among them) is written back as the integer it was.
+_EXACT_FLOAT_INT = 2**53
+UNREADABLE_NUMBER = "\0unreadable"
+
+
+def _property_text(value) -> str:
+    """A property as text, as the file wrote it: 7 for 7 and 7.0 (a column of integers
+    with a null is read as floats), "" for null; a whole number too large for a float to
+    hold exactly is UNREADABLE_NUMBER (the row is refused rather than given a wrong id)."""
+    if _is_missing(value):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        if abs(value) >= _EXACT_FLOAT_INT:
+            return UNREADABLE_NUMBER
+        return str(int(value))
+    return str(value)
 
 
 def _is_missing(value) -> bool:
@@ -330,8 +419,20 @@ class _Checker:
 
     def check(self, number: int, row: dict) -> _Good | Rejected:
         o = self.options
+        if PROBLEM in row:  # found while reading (see _csv_rows)
+            reason, message = row[PROBLEM]
+            return Rejected(number, reason, message)
         if o.id_field:
             external_id = (row.get(o.id_field) or "").strip()
+            if external_id == UNREADABLE_NUMBER:
+                return Rejected(
+                    number,
+                    "bad_id",
+                    _(
+                        "the external id is a number too large to read exactly "
+                        "(write ids as strings)"
+                    ),
+                )
             if not external_id:
                 return Rejected(number, "missing_id", _("the external id is empty"))
             if len(external_id) > EXTERNAL_ID_MAX:

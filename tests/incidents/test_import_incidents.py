@@ -261,6 +261,40 @@ def test_wrong_encoding_is_refused_with_a_hint(tmp_path, small_territory, manhol
         run(path, *ID_ARGS)
 
 
+def many_rows(n: int, prefix: str = "m") -> list[str]:
+    return [f"{prefix}{i},104.005,30.607,C0101,2025-06-09T09:00\n" for i in range(1, n + 1)]
+
+
+def test_a_damaged_line_late_in_a_good_file_rejects_only_its_row(
+    tmp_path, small_territory, manhole
+):
+    rows = many_rows(importing.ENCODING_PROBE_ROWS + 5)
+    rows[-3] = rows[-3].replace("C0101", "C01\xff01")  # one byte that is no UTF-8
+    path = tmp_path / "damaged.csv"
+    path.write_bytes(HEADER.encode() + "".join(rows).encode().replace(b"\xc3\xbf", b"\xff"))
+    report = run(path, *ID_ARGS, report=tmp_path / "r.json")
+    bad_row = importing.ENCODING_PROBE_ROWS + 3
+    assert [(r["row"], r["reason"]) for r in report["rejected"]] == [(bad_row, "bad_encoding")]
+    assert f"line {bad_row + 1} " in report["rejected"][0]["message"]  # the header is line 1
+    assert report["summary"]["imported"] == len(rows) - 1
+
+
+def test_an_unbalanced_quote_is_a_rejected_row_naming_its_lines(tmp_path, small_territory, manhole):
+    rows = many_rows(40)
+    rows[9] = 'q10,104.005,30.607,"C0101,2025-06-09T09:00\n'  # the quote is never closed …
+    rows[35] = 'q36",104.005,30.607,C0101,2025-06-09T09:00\n'  # … until here
+    path = write(tmp_path, "quote.csv", HEADER + "".join(rows))
+    report = run(path, *ID_ARGS, report=tmp_path / "r.json")
+    (rejected,) = report["rejected"]
+    assert rejected["reason"] == "bad_row" and "lines 11 to 37" in rejected["message"]
+    assert len(rejected["message"]) < 200
+    assert report["summary"]["imported"] == 9 + 4  # before and after the swallowed lines
+    # a cell beyond the csv module's limit: said with its line, nothing half-imported
+    huge = write(tmp_path, "huge.csv", HEADER + 'h1,104.005,30.607,"' + "x" * 200_000 + "\n")
+    with pytest.raises(CommandError, match=r"huge.csv line \d+: .*unbalanced quote"):
+        run(huge, *ID_ARGS)
+
+
 def test_geojson_points(tmp_path, small_territory, manhole):
     features = [
         {
@@ -284,6 +318,56 @@ def test_geojson_points(tmp_path, small_territory, manhole):
     assert report["summary"]["imported"] == 1
     assert [(r["row"], r["reason"]) for r in report["rejected"]] == [(2, "bad_coordinates")]
     assert Incident.objects.get(external_id="j1").unit == small_territory["micro21"]
+
+
+def geojson_of(*items) -> str:
+    """A FeatureCollection of points at micro-grid 21 with the given properties."""
+    features = [
+        {
+            "type": "Feature",
+            "properties": properties,
+            "geometry": {"type": "Point", "coordinates": [104.015, 30.607]},
+        }
+        for properties in items
+    ]
+    return json.dumps({"type": "FeatureCollection", "features": features})
+
+
+def test_geojson_number_ids_keep_their_form_and_a_null_does_not_change_them(
+    tmp_path, small_territory, manhole
+):
+    args = ["--id-field", "sr", "--category-field", "kind"]
+    first = write(tmp_path, "a.geojson", geojson_of(*({"sr": i, "kind": "C0101"} for i in (1, 2))))
+    run(first, *args)
+    # the same ids with a null among them (read as floats): still 1 and 2, nothing new
+    again = write(
+        tmp_path,
+        "b.geojson",
+        geojson_of({"sr": 1, "kind": "C0101"}, {"sr": 2, "kind": "C0101"}, {"sr": None}),
+    )
+    report = run(again, *args, report=tmp_path / "r.json")
+    assert report["summary"]["unchanged"] == 2 and report["summary"]["imported"] == 0
+    assert sorted(Incident.objects.values_list("external_id", flat=True)) == ["1", "2"]
+    # ids beyond what a float holds exactly, with a null: refused, not merged into one
+    big = write(
+        tmp_path,
+        "big.geojson",
+        geojson_of(
+            {"sr": 12345678901234567, "kind": "C0101"},
+            {"sr": 12345678901234569, "kind": "C0101"},
+            {"sr": None, "kind": "C0101"},
+        ),
+    )
+    report = run(big, *args, report=tmp_path / "r2.json")
+    assert [r["reason"] for r in report["rejected"]] == ["bad_id", "bad_id", "missing_id"]
+    assert Incident.objects.count() == 2
+
+
+def test_geojson_without_a_named_property_is_refused_naming_it(tmp_path, small_territory, manhole):
+    path = write(tmp_path, "p.geojson", geojson_of({"sr": "x1", "kind": "C0101"}))
+    with pytest.raises(CommandError, match="no property nosuch .the properties are sr, kind"):
+        run(path, "--id-field", "nosuch", "--category-field", "kind")
+    assert not Incident.objects.exists()
 
 
 SAME_AS_INTAKE = [
