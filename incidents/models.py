@@ -296,11 +296,16 @@ def format_decimal(value) -> str:
 
 
 def mask_phone(phone: str) -> str:
-    """A phone number as lists show it: 13812345678 → 138****5678."""
+    """A phone number as lists show it, at least four digits hidden: 13812345678 →
+    138****5678 (a mobile, or a landline with its area code), 87654321 → ****4321 (a local
+    number: the last four only), anything shorter than 8 characters wholly hidden."""
     digits = phone.strip()
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
+    n = len(digits)
+    if n >= 11:
+        return f"{digits[:3]}{'*' * (n - 7)}{digits[-4:]}"
+    if n >= 8:
+        return f"{'*' * (n - 4)}{digits[-4:]}"
+    return "*" * n
 
 
 class Source(models.TextChoices):

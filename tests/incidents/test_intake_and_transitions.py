@@ -217,10 +217,16 @@ def test_concurrent_transitions_cannot_both_win(small_territory, manhole, django
     assert final.timeline.count() == 2
 
 
-def test_phone_masking():
+def test_phone_masking_hides_at_least_four_digits():
     assert mask_phone("13812345678") == "138****5678"
-    assert mask_phone("028-8888") == "028*8888"
+    assert mask_phone("028-87654321") == "028*****4321"
+    assert mask_phone("87654321") == "****4321"
+    assert mask_phone("028-8888") == "****8888"
+    assert mask_phone("8765432") == "*******"
     assert mask_phone("12345") == "*****"
+    assert mask_phone("") == ""
+    for phone in ("13812345678", "028-87654321", "87654321", "8765432", "12345"):
+        assert mask_phone(phone).count("*") >= min(4, len(phone))
 
 
 def test_half_a_working_day_is_half_the_working_hours_of_a_day(small_territory, manhole):
