@@ -21,7 +21,7 @@ from django.db import models
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from grids.roles import DISTRICT_ADMIN, GRID_CHIEF, GRID_MEMBER, POLICE_LIAISON
+from grids.roles import DISTRICT_ADMIN, GRID_CHIEF, GRID_MEMBER, GROUP_LABELS, POLICE_LIAISON
 
 DEPARTMENT = "department"
 
@@ -223,9 +223,10 @@ def check(name: str, state: str, roles, note: str = "") -> Transition:
             }
         )
     if not set(roles) & transition.roles:
+        names = sorted(str(GROUP_LABELS.get(r, r)) for r in transition.roles)
         raise TransitionRefused(
             _("%(action)s needs one of these roles: %(roles)s")
-            % {"action": transition.label, "roles": ", ".join(sorted(transition.roles))}
+            % {"action": transition.label, "roles": ", ".join(names)}
         )
     if transition.needs_note and not note.strip():
         raise TransitionRefused(_("%(action)s needs a reason") % {"action": transition.label})

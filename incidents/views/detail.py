@@ -28,7 +28,14 @@ from incidents.services.actions import EXTRA_INPUTS, perform
 from incidents.services.duplicates import suggest_for
 from incidents.services.photos import PhotoError, check_photo
 from incidents.services.transitions import roles_of
-from incidents.workflow import TRANSITIONS, State, Transition, TransitionRefused, transitions_from
+from incidents.workflow import (
+    TRANSITIONS,
+    State,
+    Transition,
+    TransitionRefused,
+    check,
+    transitions_from,
+)
 from maps.assets import render_fragment
 from maps.builders import Boundary, incident_map
 
@@ -210,13 +217,15 @@ def incident_detail(request, pk: int):
     if request.method != "POST":
         return HttpResponseNotAllowed(["GET", "POST"])
     action = request.POST.get("action", "")
-    allowed = {t.name: t for t in transitions_from(incident.state, roles_of(request.user))}
+    roles = roles_of(request.user)
+    allowed = {t.name: t for t in transitions_from(incident.state, roles)}
     if action not in allowed:
-        messages.error(
-            request,
-            _("%(action)s is not possible now: the incident is %(state)s")
-            % {"action": action or "—", "state": State(incident.state).label},
-        )
+        try:  # why not: an unknown action, the state, or the user's roles
+            check(action, incident.state, roles, note="-")
+            reason = _("%(action)s is not possible now") % {"action": action}
+        except TransitionRefused as exc:
+            reason = str(exc)
+        messages.error(request, reason)
         return redirect("incident-detail", pk=incident.pk)
     form = ActionForm(allowed[action], request.POST, request.FILES)
     if not form.is_valid():
@@ -237,8 +246,14 @@ def incident_detail(request, pk: int):
             original=data.get("original"),
         )
     except TransitionRefused as exc:
-        messages.error(request, str(exc))
-        return redirect("incident-detail", pk=incident.pk)
+        current = Incident.objects.filter(pk=incident.pk).values_list("lock_version", flat=True)
+        if current.first() != data["lock_version"]:  # changed meanwhile: show it as it is now
+            messages.error(request, str(exc))
+            return redirect("incident-detail", pk=incident.pk)
+        # refused for what was entered (an extension too long, a duplicate of itself …):
+        # said next to the action, with the input kept
+        form.add_error(None, str(exc))
+        return _page(request, _incident(request, pk), bound=form, status=400)
     messages.success(request, _("%(action)s: done") % {"action": allowed[action].label})
     return redirect("incident-detail", pk=incident.pk)
 

@@ -187,7 +187,11 @@ def test_an_action_the_role_does_not_allow_is_refused(client, small_territory, p
     response = post_action(client, incident, "accept")
     incident.refresh_from_db()
     assert response.status_code == 302 and incident.state == State.REPORTED
-    assert "is not possible now" in client.get(response.url).content.decode()
+    # says why: the role, with the action's name as the page shows it
+    html = client.get(response.url).content.decode()
+    assert "accept (立案) needs one of these roles: district administrator, grid chief" in html
+    response = post_action(client, incident, "close")
+    assert "cannot close (结案) an incident that is reported" in client.get(response.url).text
 
 
 def test_a_reason_is_required_where_the_workflow_needs_one(client, small_territory, people):
@@ -275,6 +279,29 @@ def test_extensions_take_an_amount_and_show_old_and_new_deadline(client, small_t
     assert "asked for 2 working days" in html
     new = timezone.localtime(incident.deadline)
     assert f"deadline: 2025-06-10 09:30 → {new:%Y-%m-%d %H:%M}" in html
+
+
+def test_a_refused_extension_is_said_at_its_form_with_the_input_kept(
+    client, small_territory, people
+):
+    from incidents.services.transitions import transition
+
+    incident = report(reported_at=MONDAY_9)
+    incident = perform(incident, "accept", people["chief"])
+    incident = transition(incident, "dispatch", people["chief"])
+    incident = perform(incident, "start", people["member"])
+    client.force_login(people["member"])
+    for amount, said in (("0", "must be more than 0"), ("99999", "at most 250 working days")):
+        response = post_action(
+            client, incident, "request_extension", amount=amount, unit="days", note="等配件"
+        )
+        assert response.status_code == 400
+        form = response.text.split('class="action action-request_extension"')[1]
+        form = form.split("</form>")[0]
+        assert said in form
+        assert f'value="{amount}"' in form and "等配件" in form
+        incident.refresh_from_db()
+        assert incident.state == State.IN_PROGRESS
 
 
 def test_dispatch_shows_the_rule_and_the_assignees(client, small_territory, people):

@@ -53,7 +53,7 @@ def test_a_transition_from_the_wrong_state_is_refused_with_the_allowed_states():
 
 
 def test_a_transition_by_the_wrong_role_is_refused_naming_the_roles():
-    with pytest.raises(TransitionRefused, match="needs one of these roles: district_admin"):
+    with pytest.raises(TransitionRefused, match="needs one of these roles: district administrator"):
         check("park", State.IN_PROGRESS, [GRID_MEMBER], "x")
     with pytest.raises(TransitionRefused, match="roles"):
         check("accept", State.REPORTED, [PLANNER])
