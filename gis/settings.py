@@ -217,6 +217,9 @@ WEIGE_TIANDITU_KEY = os.environ.get("WEIGE_TIANDITU_KEY", "")
 WEIGE_OPEN311_API_KEYS = [
     key for key in os.environ.get("WEIGE_OPEN311_API_KEYS", "").split(",") if key.strip()
 ]
+# Open311 discovery: who answers for the endpoint, and where a client gets an api_key
+WEIGE_OPEN311_CONTACT = os.environ.get("WEIGE_OPEN311_CONTACT", "")
+WEIGE_OPEN311_KEY_SERVICE = os.environ.get("WEIGE_OPEN311_KEY_SERVICE", "")
 
 # --- Maps ------------------------------------------------------------------------------------
 # A grid is "thin" on the coverage map with fewer grid members (full- and part-time) per 100

@@ -343,8 +343,11 @@ def load_category_map(path: str | Path) -> dict[str, Category]:
         raise ImportFileError(
             _("%(path)s needs the columns source_value and category_code") % {"path": path.name}
         )
+    if not rows:
+        raise ImportFileError(_("%(path)s maps no values") % {"path": path.name})
     by_code = {c.code: c for c in Category.objects.all()}
     mapping: dict[str, Category] = {}
+    first_row: dict[str, int] = {}
     for number, row in enumerate(rows, start=1):
         code = (row["category_code"] or "").strip()
         if code not in by_code:
@@ -352,7 +355,24 @@ def load_category_map(path: str | Path) -> dict[str, Category]:
                 _("%(path)s row %(row)d: unknown category code %(code)s")
                 % {"path": path.name, "row": number, "code": code}
             )
-        mapping[(row["source_value"] or "").strip()] = by_code[code]
+        value = (row["source_value"] or "").strip()
+        if value in mapping and mapping[value] != by_code[code]:
+            raise ImportFileError(
+                _(
+                    "%(path)s row %(row)d: %(value)r is mapped to %(code)s here and to "
+                    "%(other)s in row %(first)d"
+                )
+                % {
+                    "path": path.name,
+                    "row": number,
+                    "value": value,
+                    "code": code,
+                    "other": mapping[value].code,
+                    "first": first_row[value],
+                }
+            )
+        mapping[value] = by_code[code]
+        first_row.setdefault(value, number)
     return mapping
 
 
@@ -385,8 +405,8 @@ def parse_time(text: str, fmt: str | None) -> datetime.datetime:
 
 
 def _number(text) -> float:
-    if isinstance(text, bool):
-        raise ValueError("not a number")
+    if isinstance(text, bool) or (isinstance(text, str) and "_" in text):
+        raise ValueError("not a number")  # Python reads 104_065 as 104065; a file means no such
     try:
         value = float(text)  # surrounding whitespace is allowed
     except ValueError:

@@ -29,6 +29,7 @@ CHANGESET = "2026-11-26T00:00:00+08:00"
 DEFAULT_DAYS = 90
 MAX_RESULTS = 1000
 MAX_ID_DIGITS = 18  # ids are 64-bit integers
+MAX_DESCRIPTION = 4000
 TRUE_VALUES = {"1", "true", "yes", "on", "urgent"}
 
 
@@ -79,7 +80,11 @@ def render(data, fmt: str, root: str = "", item: str = "", status: int = 200) ->
     <root>."""
     if fmt == "json":
         return JsonResponse(
-            data, status=status, safe=False, json_dumps_params={"ensure_ascii": False}
+            data,
+            status=status,
+            safe=False,
+            json_dumps_params={"ensure_ascii": False},
+            content_type="application/json; charset=utf-8",
         )
     top = ET.Element(root)
     if isinstance(data, list):
@@ -90,7 +95,9 @@ def render(data, fmt: str, root: str = "", item: str = "", status: int = 200) ->
     else:
         for key, value in data.items():
             _xml_value(top, key, value)
-    body = ET.tostring(top, encoding="utf-8", xml_declaration=True)
+    body = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(top, encoding="unicode").encode()
+    )
     return HttpResponse(body, status=status, content_type="text/xml; charset=utf-8")
 
 
@@ -233,6 +240,11 @@ def _create(request, fmt):
         if part
     )
     description = data.get("description", "").strip()
+    if len(description) > MAX_DESCRIPTION:  # the spec's limit
+        raise Open311Error(
+            400,
+            _("description is longer than %(n)d characters") % {"n": MAX_DESCRIPTION},
+        )
     address = data.get("address_string", "").strip()
     if address:
         description = f"{description}\n{address}" if description else address

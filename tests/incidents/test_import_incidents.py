@@ -208,6 +208,30 @@ def test_category_map_gbk_file_and_custom_time_format(tmp_path, small_territory,
     assert k1.reported_at == datetime.datetime(2025, 6, 9, 9, 0, tzinfo=SH)
 
 
+def test_a_category_map_that_maps_nothing_or_one_value_twice_is_refused(
+    tmp_path, small_territory, manhole
+):
+    path = write(tmp_path, "d.csv", HEADER + "m1,104.005,30.607,井盖缺失,2025-06-09T09:00\n")
+    args = [*ID_ARGS]
+    empty = write(tmp_path, "empty.csv", "source_value,category_code\n")
+    with pytest.raises(CommandError, match="empty.csv maps no values"):
+        run(path, *args, "--category-map", str(empty))
+    twice = write(
+        tmp_path, "twice.csv", "source_value,category_code\n井盖缺失,C0101\n井盖缺失,C0102\n"
+    )
+    with pytest.raises(
+        CommandError, match="row 2: '井盖缺失' is mapped to C0102 here and to C0101"
+    ):
+        run(path, *args, "--category-map", str(twice))
+    assert not Incident.objects.exists()
+
+
+def test_a_number_with_underscores_is_not_a_coordinate(tmp_path, small_territory, manhole):
+    path = write(tmp_path, "u.csv", HEADER + "u1,104_005,30.607,C0101,2025-06-09T09:00\n")
+    report = run(path, *ID_ARGS, report=tmp_path / "r.json")
+    assert [r["reason"] for r in report["rejected"]] == ["bad_coordinates"]
+
+
 def test_without_id_field_derived_ids_make_reruns_idempotent(tmp_path, small_territory, manhole):
     path = write(tmp_path, "noid.csv", "lon,lat,category\n104.005,30.607,C0101\nx,1,C0101\n")
     first = run(path, report=tmp_path / "r.json")["summary"]

@@ -74,17 +74,24 @@ def ids_of(response) -> set[int]:
     return {int(r["service_request_id"]) for r in response.json()}
 
 
-def test_discovery(client):
+def test_discovery(client, settings):
+    settings.WEIGE_OPEN311_CONTACT = "锦宁区网格中心"
+    settings.WEIGE_OPEN311_KEY_SERVICE = "https://example.org/keys"
     response = client.get(f"{BASE}/discovery.json")
     assert response.status_code == 200
+    assert response["Content-Type"] == "application/json; charset=utf-8"
     body = response.json()
     assert {"changeset", "contact", "key_service", "endpoints"} <= set(body)
+    assert body["contact"] == "锦宁区网格中心"
+    assert body["key_service"] == "https://example.org/keys"
     endpoint = body["endpoints"][0]
     assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
     assert endpoint["url"] == "http://testserver/open311/v2/"
     assert set(endpoint["formats"]) == {"application/json", "text/xml"}
-    root = ET.fromstring(client.get(f"{BASE}/discovery.xml").content)
-    assert root.tag == "discovery"
+    xml = client.get(f"{BASE}/discovery.xml").content
+    assert xml.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+    root = ET.fromstring(xml)
+    assert root.tag == "discovery" and root.findtext("contact") == "锦宁区网格中心"
     assert root.find("endpoints/endpoint/specification").text.endswith("GeoReport_v2")
     assert {f.text for f in root.findall("endpoints/endpoint/formats/format")} == {
         "application/json",
@@ -195,10 +202,12 @@ def test_post_bad_input_is_400(client, keys, small_territory, categories):
     assert error_of(post(client, service_code=None))[0] == 400
     assert error_of(post(client, lat="abc"))[0] == 400
     assert error_of(post(client, long="181"))[0] == 400
+    assert error_of(post(client, description="x" * 4001))[0] == 400  # the spec's limit
     Category.objects.filter(code="C0108").update(active=False)
     assert error_of(post(client, service_code="C0108")) == (404, "unknown service_code C0108")
     assert error_of(post(client, service_code="c0101"))[0] == 404  # codes are exact
     assert not Incident.objects.exists()
+    assert post(client, description="x" * 4000).status_code == 200
 
 
 def test_get_by_id_and_detail(client, reports):
