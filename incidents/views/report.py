@@ -28,8 +28,9 @@ from grids.kinds import UnitKind
 from grids.models import BoundaryVersion, Unit
 from grids.roles import DISTRICT_ADMIN, GRID_CHIEF, GRID_MEMBER
 from grids.scoping import in_scope, scope_roots
+from incidents.geotagging import geotag_point
 from incidents.models import Category, InputCRS, Source
-from incidents.selectors import incidents_for
+from incidents.selectors import incidents_for, sees_units
 from incidents.services.duplicates import suggest_duplicates
 from incidents.services.intake import IntakeError, Report, report_incident
 from incidents.services.photos import PhotoError, attach_photo, check_photo
@@ -104,6 +105,9 @@ class ReportForm(forms.Form):
     not_duplicate = forms.BooleanField(
         label=gettext_lazy("this is not a duplicate of the incidents listed"), required=False
     )
+    outside_units = forms.BooleanField(
+        label=gettext_lazy("report it although it lies outside my units"), required=False
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -149,7 +153,7 @@ def _scope_boundaries(user) -> list[Boundary]:
     return boundaries
 
 
-def _page(request, form: ReportForm, suggestions=(), status: int = 200):
+def _page(request, form: ReportForm, suggestions=(), status: int = 200, outside: str = ""):
     point = form.wgs84() if form.is_bound and form.is_valid() else None
     boundaries = _scope_boundaries(request.user)
     fmap = picker_map(
@@ -162,8 +166,28 @@ def _page(request, form: ReportForm, suggestions=(), status: int = 200):
         "map": render_fragment(fmap),
         "suggestions": suggestions,
         "duplicates_url": reverse("api-incident-duplicates"),
+        "outside": outside,
     }
     return render(request, "incidents/report.html", context, status=status)
+
+
+def _outside_units(user, lon: float, lat: float, day) -> str:
+    """ "" when the user would see an incident at this point; else why not, to confirm (the
+    incident would go to another unit, or to none, and out of the reporter's lists)."""
+    tag = geotag_point(lon, lat, day)
+    if sees_units(user, tag.street, tag.community, tag.grid, tag.microgrid):
+        return ""
+    deepest = next((u for u in (tag.microgrid, tag.grid, tag.community, tag.street) if u), None)
+    if deepest is None:
+        return _(
+            "This point lies outside every unit: the incident would go to the district "
+            "administrators and you would not see it in your lists."
+        )
+    unit = Unit.objects.get(pk=deepest)
+    return _(
+        "This point lies in %(unit)s (%(code)s), outside your units: the incident would go "
+        "there and you would not see it in your lists."
+    ) % {"unit": unit.name, "code": unit.code}
 
 
 def _intake_field(message: str) -> str | None:
@@ -185,6 +209,10 @@ def incident_report(request):
     data = form.cleaned_data
     lon, lat = form.wgs84()
     now = timezone.now()
+    if not data["outside_units"]:
+        outside = _outside_units(request.user, lon, lat, timezone.localdate(now))
+        if outside:
+            return _page(request, form, status=400, outside=outside)
     suggestions = suggest_duplicates(
         lon=lon, lat=lat, category=data["category"], reported_at=now, user=request.user
     )

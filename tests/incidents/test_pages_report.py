@@ -198,10 +198,23 @@ def test_other_categories_and_incidents_outside_the_scope_are_no_duplicates(
     assert Incident.objects.count() == 3
 
 
-def test_a_report_outside_the_users_units_is_saved_but_not_opened(client, small_territory, people):
+def test_a_report_outside_the_users_units_is_confirmed_first_then_saved_but_not_opened(
+    client, small_territory, people
+):
     client.force_login(people["member"])  # grid 1
     response = client.post(URL, form(lon="104.015"))  # grid 2
+    assert response.status_code == 400 and not Incident.objects.exists()
+    html = response.content.decode()
+    grid2, micro21 = small_territory["grid2"], small_territory["micro21"]
+    assert f"This point lies in {micro21.name} ({micro21.code}), outside your units" in html
+    assert 'name="outside_units"' in html and 'value="104.015"' in html  # the input is kept
+    far = client.post(URL, form(lon="105.5"))  # outside every unit
+    assert far.status_code == 400 and "outside every unit" in far.content.decode()
+    response = client.post(URL, form(lon="104.015", outside_units="on"))
     assert response.status_code == 302 and response.url == URL
     incident = Incident.objects.get()
-    assert incident.grid == small_territory["grid2"]
+    assert incident.grid == grid2
     assert "it lies outside your units" in client.get(URL).content.decode()
+    # inside the member's units nothing is asked
+    assert client.post(URL, form()).status_code == 302
+    assert Incident.objects.count() == 2
