@@ -295,6 +295,10 @@ def format_decimal(value) -> str:
     return format(value.normalize(), "f")
 
 
+# The longest description intake takes (the Open311 limit; a page and a CSV cell still hold it).
+MAX_DESCRIPTION = 4000
+
+
 def mask_phone(phone: str) -> str:
     """A phone number as lists show it, at least four digits hidden: 13812345678 →
     138****5678 (a mobile, or a landline with its area code), 87654321 → ****4321 (a local

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
 from gis import crs as crs_tools
-from incidents.models import Category, Incident, Source, TimelineEntry
+from incidents.models import MAX_DESCRIPTION, Category, Incident, Source, TimelineEntry
 from incidents.workflow import transitions_from
 
 
@@ -161,7 +161,9 @@ class IncidentCreateSerializer(serializers.Serializer):
     crs = serializers.ChoiceField(choices=list(crs_tools.SUPPORTED), default="wgs84")
     category = serializers.CharField(help_text=_("category code, e.g. C0101"))
     source = serializers.ChoiceField(choices=Source.choices)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=MAX_DESCRIPTION
+    )
     urgent = serializers.BooleanField(required=False, default=False)
     reporter_name = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=50

@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from incidents.models import Category, Incident, Source
+from incidents.models import MAX_DESCRIPTION, Category, Incident, Source
 from incidents.services.intake import IntakeError, Report, report_incident
 from incidents.workflow import FINAL_STATES
 
@@ -29,7 +29,6 @@ CHANGESET = "2026-11-26T00:00:00+08:00"
 DEFAULT_DAYS = 90
 MAX_RESULTS = 1000
 MAX_ID_DIGITS = 18  # ids are 64-bit integers
-MAX_DESCRIPTION = 4000
 TRUE_VALUES = {"1", "true", "yes", "on", "urgent"}
 
 

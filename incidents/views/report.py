@@ -29,7 +29,7 @@ from grids.models import BoundaryVersion, Unit
 from grids.roles import DISTRICT_ADMIN, GRID_CHIEF, GRID_MEMBER
 from grids.scoping import in_scope, scope_roots
 from incidents.geotagging import geotag_point
-from incidents.models import Category, InputCRS, Source
+from incidents.models import MAX_DESCRIPTION, Category, InputCRS, Source
 from incidents.selectors import incidents_for, sees_units
 from incidents.services.duplicates import suggest_duplicates
 from incidents.services.intake import IntakeError, Report, report_incident
@@ -89,6 +89,7 @@ class ReportForm(forms.Form):
     description = forms.CharField(
         label=gettext_lazy("description"),
         required=False,
+        max_length=MAX_DESCRIPTION,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
     urgent = forms.BooleanField(label=gettext_lazy("urgent"), required=False)

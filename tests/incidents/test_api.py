@@ -252,6 +252,7 @@ def test_create_converts_gcj02_and_geotags(chief1, small_territory):
         ({"crs": "EPSG:3857"}, "crs: "),
         ({"reported_at": "2025-06-09T09:00:00"}, "time zone"),
         ({"reported_at": "June 9"}, "reported_at: "),
+        ({"description": "x" * 4001}, "description: "),
     ],
 )
 def test_bad_creates_are_400_with_a_message(chief1, small_territory, changes, message):

@@ -155,6 +155,14 @@ def test_bad_input_comes_back_next_to_its_field(client, people, changes, field):
     assert 'value="井盖缺失"' in html or "井盖缺失</textarea>" in html  # the input is kept
 
 
+def test_a_description_over_4000_characters_is_refused_at_its_field(client, people):
+    client.force_login(people["member"])
+    response = client.post(URL, form(description="井" * 4001))
+    assert response.status_code == 400
+    assert 'class="error"' in field_errors(response.content.decode(), "description")
+    assert not Incident.objects.exists()
+
+
 def test_a_bad_photo_saves_nothing(client, people):
     client.force_login(people["member"])
     bad = io.BytesIO(b"%PDF-1.4 not a photo")
