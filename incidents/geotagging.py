@@ -52,6 +52,15 @@ class Geotag:
     candidates: list[dict] = field(default_factory=list)
 
     @property
+    def deepest(self) -> int | None:
+        """The id of the deepest unit holding the point (None outside every unit): the
+        unit the incident belongs to (incidents.selectors.incidents_for)."""
+        return next(
+            (u for u in (self.microgrid, self.grid, self.community, self.street) if u is not None),
+            None,
+        )
+
+    @property
     def unassigned(self) -> bool:
         return self.microgrid is None
 

@@ -274,6 +274,11 @@ def _geojson_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dic
     records = frame[props].to_dict("records")
     for number, (record, geom) in enumerate(zip(records, frame.geometry, strict=True), start=1):
         row = {k: _property_text(v) for k, v in record.items()}
+        if options.id_field and row.get(options.id_field) == UNREADABLE_NUMBER:
+            row[PROBLEM] = (
+                "bad_id",
+                _("the external id is a number too large to read exactly (write ids as strings)"),
+            )
         if geom is not None and not geom.is_empty and geom.geom_type == "Point":
             row[options.lon_field], row[options.lat_field] = repr(geom.x), repr(geom.y)
         else:
@@ -439,20 +444,11 @@ class _Checker:
 
     def check(self, number: int, row: dict) -> _Good | Rejected:
         o = self.options
-        if PROBLEM in row:  # found while reading (see _csv_rows)
+        if PROBLEM in row:  # found while reading (_csv_rows, _geojson_rows)
             reason, message = row[PROBLEM]
             return Rejected(number, reason, message)
         if o.id_field:
             external_id = (row.get(o.id_field) or "").strip()
-            if external_id == UNREADABLE_NUMBER:
-                return Rejected(
-                    number,
-                    "bad_id",
-                    _(
-                        "the external id is a number too large to read exactly "
-                        "(write ids as strings)"
-                    ),
-                )
             if not external_id:
                 return Rejected(number, "missing_id", _("the external id is empty"))
             if len(external_id) > EXTERNAL_ID_MAX:

@@ -78,13 +78,11 @@ def incidents_for(user) -> QuerySet:
     return visible
 
 
-def sees_units(user, street, community, grid, microgrid) -> bool:
-    """Whether `user` would see an incident placed in these units (ids, None where the
-    point is outside every unit of that level): the rule of incidents_for, before the
-    incident exists."""
+def sees_unit(user, deepest: int | None) -> bool:
+    """Whether `user` would see an incident whose deepest unit is `deepest` (an id; None
+    outside every unit): the rule of incidents_for, before the incident exists."""
     if sees_everything(user):
         return True
-    deepest = next((u for u in (microgrid, grid, community, street) if u is not None), None)
     if deepest is None:
         return any(root.kind == UnitKind.DISTRICT for root in scope_roots(user))
     return in_scope(Unit.objects.filter(pk=deepest), user).exists()

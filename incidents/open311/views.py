@@ -20,7 +20,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
-from incidents.models import MAX_DESCRIPTION, Category, Incident, Source
+from incidents.models import Category, Incident, Source
 from incidents.services.intake import IntakeError, Report, report_incident
 from incidents.workflow import FINAL_STATES
 
@@ -239,11 +239,6 @@ def _create(request, fmt):
         if part
     )
     description = data.get("description", "").strip()
-    if len(description) > MAX_DESCRIPTION:  # the spec's limit
-        raise Open311Error(
-            400,
-            _("description is longer than %(n)d characters") % {"n": MAX_DESCRIPTION},
-        )
     address = data.get("address_string", "").strip()
     if address:
         description = f"{description}\n{address}" if description else address

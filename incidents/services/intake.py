@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 
 from gis import crs as crs_tools
 from incidents.geotagging import geotag_point
-from incidents.models import Category, Incident, Source, TimelineEntry
+from incidents.models import MAX_DESCRIPTION, Category, Incident, Source, TimelineEntry
 from incidents.workflow import State
 from incidents.working_time import WorkingCalendar, compute_deadline, three_times_overdue_at
 
@@ -102,6 +102,8 @@ def report_incident(report: Report, *, user=None) -> Incident:
         raise IntakeError(
             _("category %(code)s is no longer in use") % {"code": report.category.code}
         )
+    if len(report.description) > MAX_DESCRIPTION:
+        raise IntakeError(_("description is longer than %(n)d characters") % {"n": MAX_DESCRIPTION})
     lon, lat = _coordinates(report)
     reported_at = report.reported_at or timezone.now()
     if timezone.is_naive(reported_at):

@@ -30,7 +30,7 @@ from grids.roles import DISTRICT_ADMIN, GRID_CHIEF, GRID_MEMBER
 from grids.scoping import in_scope, scope_roots
 from incidents.geotagging import geotag_point
 from incidents.models import MAX_DESCRIPTION, Category, InputCRS, Source
-from incidents.selectors import incidents_for, sees_units
+from incidents.selectors import incidents_for, sees_unit
 from incidents.services.duplicates import suggest_duplicates
 from incidents.services.intake import IntakeError, Report, report_incident
 from incidents.services.photos import PhotoError, attach_photo, check_photo
@@ -175,10 +175,9 @@ def _page(request, form: ReportForm, suggestions=(), status: int = 200, outside:
 def _outside_units(user, lon: float, lat: float, day) -> str:
     """ "" when the user would see an incident at this point; else why not, to confirm (the
     incident would go to another unit, or to none, and out of the reporter's lists)."""
-    tag = geotag_point(lon, lat, day)
-    if sees_units(user, tag.street, tag.community, tag.grid, tag.microgrid):
+    deepest = geotag_point(lon, lat, day).deepest
+    if sees_unit(user, deepest):
         return ""
-    deepest = next((u for u in (tag.microgrid, tag.grid, tag.community, tag.street) if u), None)
     if deepest is None:
         return _(
             "This point lies outside every unit: the incident would go to the district "
