@@ -20,6 +20,7 @@ from django.db.backends.sqlite3 import base as sqlite_base
 from django.db.backends.sqlite3._functions import register as register_functions
 from django.utils.asyncio import async_unsafe
 
+from gis.db.backends.spatialite.creation import WRITER_LOCK_SUFFIX, DatabaseCreation
 from gis.db.backends.spatialite.schema import SchemaEditor
 from gis.db.sqlite_driver import STDLIB_CAN_LOAD_EXTENSIONS, NoExtensionLoading, dbapi
 
@@ -82,13 +83,14 @@ class DatabaseWrapper(SpatiaLiteWrapper):
 
     Database = Database
     SchemaEditorClass = SchemaEditor
+    creation_class = DatabaseCreation
     _writer_lock_fd: int | None = None
 
     def _writer_lock_path(self) -> str | None:
         name = str(self.settings_dict.get("NAME") or "")
         if not name or name == ":memory:" or name.startswith("file:"):
             return None
-        return f"{name}-writers"
+        return f"{name}{WRITER_LOCK_SUFFIX}"
 
     def _take_writer_lock(self) -> None:
         path = self._writer_lock_path()
