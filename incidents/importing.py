@@ -17,9 +17,12 @@ How it stays fast and safe:
 - Idempotent by external id: a row whose external id already exists is counted "unchanged".
   A run killed at any point leaves whole chunks committed; running it again skips them and
   writes the rest, so every good row ends up exactly once.
-- Without ``id_field`` every row gets a derived external id "<file name>:<row>" (the file's
-  name without folders, shortened to a hash when too long) so re-running the same file is
-  idempotent too; renaming the file or inserting rows into it changes those ids.
+- Without ``id_field`` every row gets an external id derived from its content
+  ("row-" and a hash of its values; "#2", "#3" … for later rows with the same values), so
+  re-running a file is idempotent too, also when it was renamed, moved or grew rows, and
+  a row found again in another export (an overlapping period) is not imported twice. Two
+  files of the same name are told apart by their rows. An export with other columns (or
+  cells written otherwise) gives other ids: where the source has ids, name them.
 
 Row numbers count data rows from 1 (a CSV's header line is not counted; a GeoJSON's features
 in file order). Naive times are taken as Asia/Shanghai.
@@ -100,6 +103,7 @@ class ImportOptions:
     id_field: str | None = None
     source: str = Source.IMPORT
     encoding: str = DEFAULT_ENCODING
+    delimiter: str = ","  # a CSV's cell separator
     chunk_size: int = DEFAULT_CHUNK
 
 
@@ -194,10 +198,16 @@ def _csv_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dict]]:
             % {"path": path.name, "encoding": options.encoding, "where": where}
         )
 
+    if len(options.delimiter) != 1 or options.delimiter in '"\r\n':
+        raise ImportFileError(
+            _("the delimiter must be one character other than a quote or a line break, not %(d)r")
+            % {"d": options.delimiter}
+        )
     try:
         codecs.lookup(options.encoding)
         with path.open("rb") as handle:
-            reader = csv.reader(_decoded_lines(handle, options.encoding, bad))
+            lines = _decoded_lines(handle, options.encoding, bad)
+            reader = csv.reader(lines, delimiter=options.delimiter)
             columns = next(reader, [])
             if bad:
                 raise wrong_encoding(_("the header"))
@@ -205,14 +215,20 @@ def _csv_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dict]]:
             wanted += [f for f in (options.time_field, options.id_field) if f]
             missing = [c for c in wanted if c not in columns]
             if missing:
-                raise ImportFileError(
-                    _("%(path)s: no column %(missing)s (the columns are %(columns)s)")
-                    % {
-                        "path": path.name,
-                        "missing": ", ".join(missing),
-                        "columns": ", ".join(columns),
+                message = _("%(path)s: no column %(missing)s (the columns are %(columns)s)") % {
+                    "path": path.name,
+                    "missing": ", ".join(missing),
+                    "columns": ", ".join(columns),
+                }
+                if len(columns) == 1 and (other := _separator_in(columns[0], options.delimiter)):
+                    message = _(
+                        "%(message)s; the cells seem separated by %(d)r: try --delimiter %(a)s"
+                    ) % {
+                        "message": message,
+                        "d": other,
+                        "a": "tab" if other == "\t" else repr(other),
                     }
-                )
+                raise ImportFileError(message)
             # as csv.DictReader reads them: blank lines skipped, missing cells absent
             number, last = 0, reader.line_num
             for cells in reader:
@@ -248,6 +264,14 @@ def _csv_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dict]]:
             _("%(path)s line %(line)d: %(error)s (an unbalanced quote?)")
             % {"path": path.name, "line": reader.line_num, "error": exc}
         ) from None
+
+
+def _separator_in(header: str, delimiter: str) -> str | None:
+    """The usual CSV separator a one-column header seems to use instead of `delimiter`."""
+    for candidate in (",", ";", "\t", "|"):
+        if candidate != delimiter and candidate in header:
+            return candidate
+    return None
 
 
 def _geojson_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dict]]:
@@ -381,12 +405,21 @@ def load_category_map(path: str | Path) -> dict[str, Category]:
     return mapping
 
 
-def derived_id_prefix(path: Path) -> str:
-    """The stable prefix of derived external ids: the file's name, or a hash if too long."""
-    name = path.name
-    if len(name) + 12 > EXTERNAL_ID_MAX:
-        name = "f" + hashlib.sha1(name.encode()).hexdigest()[:16]
-    return name
+DERIVED_ID_PREFIX = "row-"
+
+
+def content_key(row: dict) -> bytes:
+    """What a row without an external id is known by: a hash (80 bits) of its values in the
+    file's order (a CSV's cells, a GeoJSON feature's properties and point)."""
+    values = [value for key, value in row.items() if key != PROBLEM]
+    text = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:10]
+
+
+def derived_id(key: bytes, occurrence: int) -> str:
+    """The external id of the occurrence-th row (from 1) of the file with this content key."""
+    suffix = f"#{occurrence}" if occurrence > 1 else ""
+    return f"{DERIVED_ID_PREFIX}{key.hex()}{suffix}"
 
 
 # Report times an import accepts: from this moment to a day after the import started (clocks
@@ -434,11 +467,11 @@ class _Good:
 class _Checker:
     """Checks rows one by one; remembers the external ids seen in the file."""
 
-    def __init__(self, path: Path, options: ImportOptions, now: datetime.datetime):
+    def __init__(self, options: ImportOptions, now: datetime.datetime):
         self.options = options
         self.now = now
-        self.prefix = derived_id_prefix(path)
         self.seen: set[str] = set()
+        self.occurrences: Counter[bytes] = Counter()  # rows of each content key so far
         self.by_code = {c.code: c for c in Category.objects.all()}
         self.mapping = load_category_map(options.category_map) if options.category_map else None
 
@@ -458,7 +491,9 @@ class _Checker:
                     _("the external id is longer than %(n)d characters") % {"n": EXTERNAL_ID_MAX},
                 )
         else:
-            external_id = f"{self.prefix}:{number}"
+            key = content_key(row)
+            self.occurrences[key] += 1
+            external_id = derived_id(key, self.occurrences[key])
         if external_id in self.seen:  # an earlier good row has it
             return Rejected(
                 number,
@@ -941,7 +976,7 @@ def import_incidents(
             % {"crs": options.crs, "known": ", ".join(crs_tools.SUPPORTED)}
         )
     fmt = _format_of(path, options.format)
-    checker = _Checker(path, options, timezone.now())
+    checker = _Checker(options, timezone.now())
     builder = _Builder(options)
     rows = _csv_rows(path, options) if fmt == "csv" else _geojson_rows(path, options)
     result = ImportResult()

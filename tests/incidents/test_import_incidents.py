@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,7 @@ def manhole():
 
 def write(tmp_path, name, text, encoding="utf-8"):
     path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding=encoding)
     return path
 
@@ -238,7 +240,56 @@ def test_without_id_field_derived_ids_make_reruns_idempotent(tmp_path, small_ter
     second = run(path, report=tmp_path / "r.json")["summary"]
     assert (first["imported"], first["rejected"]) == (1, 1)
     assert (second["imported"], second["unchanged"]) == (0, 1)
-    assert list(Incident.objects.values_list("external_id", flat=True)) == ["noid.csv:1"]
+    (external_id,) = Incident.objects.values_list("external_id", flat=True)
+    assert re.fullmatch(r"row-[0-9a-f]{20}", external_id)
+
+
+def test_derived_ids_follow_the_rows_not_the_file(tmp_path, small_territory, manhole):
+    header = "lon,lat,category,time\n"
+    a = "104.005,30.607,C0101,2025-06-09T09:00\n"
+    b = "104.006,30.607,C0101,2025-06-09T10:00\n"
+    c = "104.007,30.607,C0101,2025-06-09T11:00\n"
+    args = ["--time-field", "time"]
+    october = write(tmp_path / "2025-10", "export.csv", header + a + b)
+    assert run(october, *args, report=tmp_path / "r.json")["summary"]["imported"] == 2
+    # Another month's export of the same name: its rows are new, whatever their numbers.
+    november = write(tmp_path / "2025-11", "export.csv", header + c)
+    summary = run(november, *args, report=tmp_path / "r.json")["summary"]
+    assert (summary["imported"], summary["unchanged"]) == (1, 0)
+    # Renamed, newest row first and one row added: only the new row is imported.
+    d = "104.008,30.607,C0101,2025-06-09T12:00\n"
+    again = write(tmp_path, "renamed.csv", header + d + c + b + a)
+    summary = run(again, *args, report=tmp_path / "r.json")["summary"]
+    assert (summary["imported"], summary["unchanged"]) == (1, 3)
+    assert Incident.objects.count() == 4
+    assert Incident.objects.values("external_id").distinct().count() == 4
+
+
+def test_identical_rows_without_ids_are_each_imported_once(tmp_path, small_territory, manhole):
+    row = "104.005,30.607,C0101,2025-06-09T09:00\n"
+    path = write(tmp_path, "twice.csv", "lon,lat,category,time\n" + row + row)
+    first = run(path, "--time-field", "time", report=tmp_path / "r.json")["summary"]
+    second = run(path, "--time-field", "time", report=tmp_path / "r.json")["summary"]
+    assert (first["imported"], second["imported"], second["unchanged"]) == (2, 0, 2)
+    ids = sorted(Incident.objects.values_list("external_id", flat=True))
+    assert ids[1] == ids[0] + "#2"
+
+
+def test_derived_ids_of_geojson_features_include_their_point(tmp_path, small_territory, manhole):
+    def feature(lon):
+        return {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [lon, 30.607]},
+            "properties": {"category": "C0101", "time": "2025-06-09T09:00"},
+        }
+
+    path = tmp_path / "points.geojson"
+    features = [feature(104.005), feature(104.006)]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    first = run(path, "--time-field", "time", report=tmp_path / "r.json")["summary"]
+    second = run(path, "--time-field", "time", report=tmp_path / "r.json")["summary"]
+    assert (first["imported"], second["unchanged"]) == (2, 2)
+    assert not any("#" in i for i in Incident.objects.values_list("external_id", flat=True))
 
 
 def test_killed_run_then_rerun_gives_every_good_row_exactly_once(
@@ -542,3 +593,25 @@ def test_the_id_lookup_leaves_the_planner_settings_as_it_found_them(
         assert importing.existing_ids(["a1", "nope"]) == {"a1"}
         cursor.execute("SHOW enable_seqscan")
         assert cursor.fetchone() == ("on",)
+
+
+@pytest.mark.parametrize(("delimiter", "separator"), [(";", ";"), ("tab", "\t"), ("|", "|")])
+def test_cells_separated_otherwise(tmp_path, small_territory, manhole, delimiter, separator):
+    text = HEADER + "s1,104.005,30.607,C0101,2025-06-09T09:00\n"
+    path = write(tmp_path, "semi.csv", text.replace(",", separator))
+    summary = run(path, *ID_ARGS, "--delimiter", delimiter, report=tmp_path / "r.json")["summary"]
+    assert summary["imported"] == 1
+    assert Incident.objects.get().external_id == "s1"
+
+
+def test_a_file_separated_otherwise_is_refused_with_a_hint(tmp_path, small_territory, manhole):
+    text = HEADER + "s1,104.005,30.607,C0101,2025-06-09T09:00\n"
+    path = write(tmp_path, "semi.csv", text.replace(",", ";"))
+    with pytest.raises(CommandError, match=r"no column lon.*separated by ';': try --delimiter ';'"):
+        run(path, *ID_ARGS)
+    path = write(tmp_path, "tabs.csv", text.replace(",", "\t"))
+    with pytest.raises(CommandError, match=r"separated by '\\t': try --delimiter tab"):
+        run(path, *ID_ARGS)
+    with pytest.raises(CommandError, match="the delimiter must be one character"):
+        run(path, *ID_ARGS, "--delimiter", ";;")
+    assert not Incident.objects.exists()

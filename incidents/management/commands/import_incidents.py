@@ -18,8 +18,10 @@ class Command(BaseCommand):
     help = _(
         "Import incidents from CSV or GeoJSON in chunks, geotagged and with deadlines. Bad rows "
         "are skipped and listed; rows whose external id already exists are left unchanged, so "
-        "the import can be run again (also after being interrupted). Without --id-field the "
-        "external id is <file name>:<row number>. Times without a time zone are Asia/Shanghai."
+        "the import can be run again (also after being interrupted). Without --id-field a row's "
+        "external id is derived from its values (row-<hash>), so a renamed file or another "
+        "export with the same rows imports nothing twice. Times without a time zone are "
+        "Asia/Shanghai."
     )
 
     def add_arguments(self, parser):
@@ -51,13 +53,19 @@ class Command(BaseCommand):
             "times without a time zone are taken as Asia/Shanghai",
         )
         parser.add_argument(
-            "--id-field", help="column with the external id (default: <file name>:<row number>)"
+            "--id-field",
+            help="column with the external id (default: derived from the row's values)",
         )
         parser.add_argument("--source", default="import", help="incident source (default import)")
         parser.add_argument(
             "--encoding",
             default=DEFAULT_ENCODING,
             help="text encoding, e.g. gbk for a CSV saved by Excel (default utf-8-sig)",
+        )
+        parser.add_argument(
+            "--delimiter",
+            default=",",
+            help="the CSV's cell separator: one character, or tab (default ,)",
         )
         parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, help="rows per chunk")
         parser.add_argument("--report", help="write the summary and every rejected row to JSON")
@@ -76,6 +84,7 @@ class Command(BaseCommand):
             id_field=opts["id_field"],
             source=opts["source"],
             encoding=opts["encoding"],
+            delimiter={"tab": "\t", "\\t": "\t"}.get(opts["delimiter"], opts["delimiter"]),
             chunk_size=opts["chunk_size"],
         )
         try:
