@@ -274,7 +274,19 @@ def _separator_in(header: str, delimiter: str) -> str | None:
     return None
 
 
-def _geojson_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dict]]:
+def _data_lines(path: Path) -> int:
+    """The lines of a CSV after its header (a line without a final line break counts)."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return max(0, lines + (last != b"\n") - 1)
+
+
+def _geojson_rows(
+    path: Path, options: ImportOptions, expect: Callable[[int], object] | None = None
+) -> Iterator[tuple[int, dict]]:
     from gis.spatial_io import SpatialFileError, read_features
 
     try:
@@ -295,6 +307,8 @@ def _geojson_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dic
             _("%(path)s: no property %(missing)s (the properties are %(properties)s)")
             % {"path": path.name, "missing": ", ".join(missing), "properties": ", ".join(props)}
         )
+    if expect:
+        expect(len(frame))
     records = frame[props].to_dict("records")
     for number, (record, geom) in enumerate(zip(records, frame.geometry, strict=True), start=1):
         row = {k: _property_text(v) for k, v in record.items()}
@@ -959,8 +973,14 @@ def import_incidents(
     path: str | Path,
     options: ImportOptions,
     progress: Callable[[int], object] | None = None,
+    expect: Callable[[int], object] | None = None,
 ) -> ImportResult:
-    """Import the incidents of a CSV or GeoJSON file (see the module docstring)."""
+    """Import the incidents of a CSV or GeoJSON file (see the module docstring).
+
+    `progress` is called with the number of rows of each chunk once it is stored (from the
+    writer thread that stored it); `expect`, before the
+    first, with about how many rows there are (a CSV's lines after the header, which a cell
+    over several lines or a blank line makes more than its rows; a GeoJSON's features)."""
     started = time.perf_counter()
     path = Path(path)
     if not path.is_file():
@@ -978,18 +998,24 @@ def import_incidents(
     fmt = _format_of(path, options.format)
     checker = _Checker(options, timezone.now())
     builder = _Builder(options)
-    rows = _csv_rows(path, options) if fmt == "csv" else _geojson_rows(path, options)
+    if fmt == "csv":
+        rows = _csv_rows(path, options)
+        if expect:
+            expect(_data_lines(path))
+    else:
+        rows = _geojson_rows(path, options, expect)
     result = ImportResult()
     with _pipeline() as write:
         for chunk in _chunks(rows, max(1, options.chunk_size)):
-            _import_chunk(chunk, checker, builder, write, result)
-            if progress:
-                progress(len(chunk))
+            _import_chunk(chunk, checker, builder, write, result, progress)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _import_chunk(chunk, checker: _Checker, builder: _Builder, write, result: ImportResult):
+def _import_chunk(
+    chunk, checker: _Checker, builder: _Builder, write, result: ImportResult, progress
+):
+    """Check, geotag and hand a chunk to `write`; `progress` hears of it once it is stored."""
     goods: list[_Good] = []
     for number, row in chunk:
         checked = checker.check(number, row)
@@ -998,14 +1024,21 @@ def _import_chunk(chunk, checker: _Checker, builder: _Builder, write, result: Im
         else:
             goods.append(checked)
     result.rows += len(chunk)
-    if not goods:
-        return
-    present = existing_ids([g.external_id for g in goods])
+    present = existing_ids([g.external_id for g in goods]) if goods else set()
     new = [g for g in goods if g.external_id not in present]
     result.unchanged += len(goods) - len(new)
-    if new:
-        built = builder.build(new)
-        write(built, lambda: result.add(built))
+    if not new:
+        if progress:
+            progress(len(chunk))
+        return
+    built = builder.build(new)
+
+    def stored() -> None:
+        result.add(built)
+        if progress:
+            progress(len(chunk))
+
+    write(built, stored)
 
 
 @contextmanager

@@ -615,3 +615,41 @@ def test_a_file_separated_otherwise_is_refused_with_a_hint(tmp_path, small_terri
     with pytest.raises(CommandError, match="the delimiter must be one character"):
         run(path, *ID_ARGS, "--delimiter", ";;")
     assert not Incident.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "lines", "rows"),
+    [
+        (
+            "a1,104.005,30.607,C0101,2025-06-09T09:00\na2,104.006,30.607,C0101,2025-06-09T09:00\n",
+            2,
+            2,
+        ),
+        ("a1,104.005,30.607,C0101,2025-06-09T09:00\n\na2,104.006,30.607,C0101,x", 3, 2),
+        ('a1,104.005,30.607,"C01\n01",2025-06-09T09:00\n', 2, 1),
+        ("", 0, 0),
+    ],
+)
+def test_the_progress_knows_about_how_many_rows_come(
+    tmp_path, small_territory, manhole, body, lines, rows
+):
+    path = write(tmp_path, "p.csv", HEADER + body)
+    expected, done = [], []
+    options = importing.ImportOptions(id_field="id", time_field="time", chunk_size=1)
+    result = importing.import_incidents(path, options, progress=done.append, expect=expected.append)
+    assert expected == [lines]
+    assert (sum(done), len(done), result.rows) == (rows, rows, rows)
+
+
+def test_the_progress_of_a_geojson_counts_its_features(tmp_path, small_territory, manhole):
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [104.005, 30.607]},
+        "properties": {"category": "C0101"},
+    }
+    path = tmp_path / "p.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature] * 3}))
+    expected, done = [], []
+    options = importing.ImportOptions(chunk_size=2)
+    importing.import_incidents(path, options, progress=done.append, expect=expected.append)
+    assert (expected, done) == ([3], [2, 1])

@@ -94,7 +94,13 @@ class Command(BaseCommand):
                 disable=opts["verbosity"] == 0,
                 file=sys.stderr,
             ) as bar:
-                result = import_incidents(opts["path"], options, progress=bar.update)
+
+                def expect(rows: int) -> None:
+                    bar.total = rows
+                    bar.refresh()
+
+                result = import_incidents(opts["path"], options, progress=bar.update, expect=expect)
+                bar.total = bar.n  # the lines counted may be more than the rows
         except (ImportFileError, LookupError) as exc:
             raise CommandError(str(exc)) from None
         except KeyboardInterrupt:
