@@ -62,8 +62,7 @@ from incidents.services.intake import deadline_amount
 from incidents.workflow import State
 from incidents.working_time import (
     WorkingCalendar,
-    compute_deadlines,
-    three_times_overdue_at_many,
+    deadlines_and_three_times,
 )
 
 NAIVE_TZ = ZoneInfo("Asia/Shanghai")
@@ -904,8 +903,8 @@ class _Builder:
     def _deadlines(self, goods: list[_Good]) -> dict[str, list]:
         """The columns deadline, deadline_note and overdue_3x_at: for each row what intake's
         deadline_fields gives for the category's normal deadline, computed for the whole
-        chunk at once (compute_deadlines and three_times_overdue_at_many give the same
-        values as compute_deadline and three_times_overdue_at)."""
+        chunk at once (deadlines_and_three_times gives the same values as compute_deadline
+        and three_times_overdue_at)."""
         amounts = {}
         for good in goods:
             category = good.category
@@ -913,13 +912,13 @@ class _Builder:
                 amounts[category.pk] = deadline_amount(category, False, self.calendar)
         per_row = [amounts[g.category.pk] for g in goods]
         starts = [g.reported_at for g in goods]
-        deadlines = compute_deadlines(
+        deadlines, three_times = deadlines_and_three_times(
             self.calendar, starts, [a for a, _ in per_row], [u for _, u in per_row]
         )
         return {
             "deadline": deadlines.due,
             "deadline_note": deadlines.warnings(),
-            "overdue_3x_at": three_times_overdue_at_many(starts, deadlines, self.calendar),
+            "overdue_3x_at": three_times,
         }
 
     def build(self, goods: list[_Good]) -> _Rows:

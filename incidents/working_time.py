@@ -100,6 +100,7 @@ __all__ = [
     "WorkingCalendar",
     "compute_deadline",
     "compute_deadlines",
+    "deadlines_and_three_times",
     "extend",
     "is_3x_overdue",
     "three_times_overdue_at",
@@ -561,9 +562,14 @@ class WorkingCalendar:
         )
         return j, begins[k] + r - (ends[k] - lengths[k])
 
+    @staticmethod
+    def _wall_us(table: _DayTable, j: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Time ``t`` of table days ``j`` as ``_local_many`` gives it (of ``_datetimes``)."""
+        return (j + (table.lo - _EPOCH_ORDINAL)) * _US_PER_DAY + t
+
     def _datetimes(self, table: _DayTable, j: np.ndarray, t: np.ndarray) -> list[dt.datetime]:
         """Aware datetimes (the calendar's zone) at time ``t`` of table days ``j``, as ``_at``."""
-        us = (j + (table.lo - _EPOCH_ORDINAL)) * _US_PER_DAY + t
+        us = self._wall_us(table, j, t)
         base = dt.datetime(1970, 1, 1, tzinfo=self.tz)  # + timedelta: wall-clock, fold 0
         return [base + delta for delta in us.astype("timedelta64[us]").tolist()]
 
@@ -625,22 +631,29 @@ class WorkingCalendar:
         return self._days_deadlines(starts, days, False)[0]
 
     def _hours_deadlines(self, starts, hours, assumed: bool):
-        local = self._local_many(starts, "start")
+        return self._hours_local(self._local_many(starts, "start"), hours, assumed)[:2]
+
+    def _days_deadlines(self, starts, days, assumed: bool):
+        return self._days_local(self._local_many(starts, "start"), days, assumed)[:2]
+
+    def _hours_local(self, local: np.ndarray, hours, assumed: bool):
+        """(deadlines, assumed years, deadlines as ``_local_many`` gives them) of wall-clock
+        starts ``local``."""
         if not len(local):
-            return [], []
+            return [], [], local
         remaining = _working_us(hours, len(local))
         table, i, j, t = self._hours_many(local, remaining)
         years = self._assumed_many(table, i, j) if assumed else []
-        return self._datetimes(table, j, t), years
+        return self._datetimes(table, j, t), years, self._wall_us(table, j, t)
 
-    def _days_deadlines(self, starts, days, assumed: bool):
-        local = self._local_many(starts, "start")
+    def _days_local(self, local: np.ndarray, days, assumed: bool):
+        """As ``_hours_local``, for working days."""
         if not len(local):
-            return [], []
+            return [], [], local
         table, i, j = self._days_many(local, _whole_days(days, len(local)))
         close = np.full(len(j), self._close, dtype=np.int64)
         years = self._assumed_many(table, i + 1, j) if assumed else []
-        return self._datetimes(table, j, close), years
+        return self._datetimes(table, j, close), years, self._wall_us(table, j, close)
 
 
 # --- deadlines -------------------------------------------------------------------------------
@@ -822,25 +835,47 @@ def compute_deadlines(
     """``compute_deadline`` of every start, in one go. ``amounts`` and ``units`` are one value
     for every start or one per start. Bad input raises the errors ``compute_deadline`` raises."""
     starts = list(starts)
-    n = len(starts)
+    return _deadlines_local(calendar, calendar._local_many(starts, "start"), amounts, units)[0]
+
+
+def deadlines_and_three_times(
+    calendar: WorkingCalendar, starts: Sequence[dt.datetime], amounts, units
+) -> tuple[Deadlines, list[dt.datetime]]:
+    """``compute_deadlines`` and ``three_times_overdue_at_many`` of its deadlines, in one go
+    (each start is put in the calendar's zone once: the bulk import's way)."""
+    starts = list(starts)
+    local = calendar._local_many(starts, "start")
+    deadlines, due_local = _deadlines_local(calendar, local, amounts, units)
+    return deadlines, _three_times_local(calendar, starts, local, due_local)
+
+
+def _deadlines_local(
+    calendar: WorkingCalendar, local: np.ndarray, amounts, units
+) -> tuple[Deadlines, np.ndarray]:
+    """``compute_deadlines`` of wall-clock starts ``local``, and the deadlines as
+    ``_local_many`` gives them."""
+    n = len(local)
     amounts = _per_row(amounts, n, "amounts")
     units = _per_row(units, n, "units")
     for unit in set(units):
         _check_unit(unit)
     due: list = [None] * n
     assumed: list = [()] * n
+    due_local = np.zeros(n, dtype=np.int64)
     for unit, deadlines in (
-        ("hours", calendar._hours_deadlines),
-        ("days", calendar._days_deadlines),
+        ("hours", calendar._hours_local),
+        ("days", calendar._days_local),
     ):
         rows = [k for k, u in enumerate(units) if u == unit]
         if len(rows) == n:
-            return Deadlines(*deadlines(starts, amounts, True))
+            moments, years, wall = deadlines(local, amounts, True)
+            return Deadlines(moments, years), wall
         if rows:
-            moments, years = deadlines([starts[k] for k in rows], [amounts[k] for k in rows], True)
+            moments, years, wall = deadlines(local[rows], [amounts[k] for k in rows], True)
+            due_local[rows] = wall
             for k, moment, row_years in zip(rows, moments, years, strict=True):
                 due[k], assumed[k] = moment, row_years
-    return Deadlines(due=due, assumed_weekdays=assumed)
+    return Deadlines(due=due, assumed_weekdays=assumed), due_local
 
 
 def three_times_overdue_at_many(
@@ -856,8 +891,18 @@ def three_times_overdue_at_many(
     if not starts:
         return []
     local = calendar._local_many(starts, "start")
+    return _three_times_local(calendar, starts, local, calendar._local_many(deadlines, "deadline"))
+
+
+def _three_times_local(
+    calendar: WorkingCalendar, starts: list, local: np.ndarray, due_local: np.ndarray
+) -> list[dt.datetime]:
+    """``three_times_overdue_at_many`` of starts and deadlines as ``_local_many`` gives them
+    (``local``, ``due_local``); ``starts`` are the starts themselves."""
+    if not starts:
+        return []
     start_days, start_times = calendar._days_and_times(local)
-    due_days, due_times = calendar._days_and_times(calendar._local_many(deadlines, "deadline"))
+    due_days, due_times = calendar._days_and_times(due_local)
     table = calendar._table_many(np.concatenate([start_days, due_days]))
     allowed = calendar._coordinates(table, due_days - table.lo, due_times) - calendar._coordinates(
         table, start_days - table.lo, start_times

@@ -26,6 +26,7 @@ from incidents.working_time import (
     WorkingCalendar,
     compute_deadline,
     compute_deadlines,
+    deadlines_and_three_times,
     extend,
     is_3x_overdue,
     overdue,
@@ -454,10 +455,10 @@ PLUS8 = dt.timezone(dt.timedelta(hours=8))
 
 
 def assert_batch_is_scalar(starts, amounts, units, batch_cal, scalar_cal=None):
-    """compute_deadlines and three_times_overdue_at_many on ``batch_cal`` give for every row
-    exactly what compute_deadline and three_times_overdue_at give on a separate calendar with
-    the same settings (so the day tables differ in extent): the same instant, the same wall
-    clock time and zone, the same assumed years and warning."""
+    """compute_deadlines and three_times_overdue_at_many (and deadlines_and_three_times) on
+    ``batch_cal`` give for every row exactly what compute_deadline and three_times_overdue_at
+    give on a separate calendar with the same settings (so the day tables differ in extent):
+    the same instant, the same wall clock time and zone, the same assumed years and warning."""
     scalar_cal = scalar_cal or WorkingCalendar(
         hours=batch_cal.hours,
         tz=batch_cal.tz,
@@ -470,6 +471,12 @@ def assert_batch_is_scalar(starts, amounts, units, batch_cal, scalar_cal=None):
     batch = compute_deadlines(batch_cal, starts, amounts, units)
     three = three_times_overdue_at_many(starts, batch, batch_cal)
     warnings = batch.warnings()
+    # the bulk import's way to both: the same values, the same zones
+    fused, fused_three = deadlines_and_three_times(batch_cal, starts, amounts, units)
+    assert fused == batch
+    assert [(d.tzinfo, d.fold) for d in fused.due] == [(d.tzinfo, d.fold) for d in batch.due]
+    assert fused_three == three
+    assert [(d.tzinfo, d.fold) for d in fused_three] == [(d.tzinfo, d.fold) for d in three]
     assert len(batch) == len(three) == len(warnings) == n
     for k, (start, amount, unit) in enumerate(zip(starts, amounts, units, strict=True)):
         expected = compute_deadline(scalar_cal, start, amount, unit)
