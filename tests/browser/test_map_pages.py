@@ -299,6 +299,36 @@ def test_the_coverage_map_draws_first_what_the_page_asked_for_before_leaflet(pag
     assert_clean(page)
 
 
+REFRESH_TIMERS = """
+window.__refreshTimers = [];
+const setTimeoutOfThePage = window.setTimeout;
+window.setTimeout = function (callback, delay, ...rest) {
+    if (typeof callback === "function" && String(callback).includes("_refresh")) {
+        window.__refreshTimers.push([delay, document.readyState]);
+    }
+    return setTimeoutOfThePage.call(this, callback, delay, ...rest);
+};
+"""
+
+
+def test_the_first_fetch_goes_at_once_although_the_page_moves_the_map(page_for, city):
+    """The page's script fits the map to the district after adding the layers (a move): the
+    first fetch is still scheduled without delay; later moves wait for the map to be still."""
+    page = page_for(city["admin"])
+    page.add_init_script(REFRESH_TIMERS)
+    page.goto("/maps/coverage/")
+    assert wait_drawn(page, "Grids", 2) == 2
+    timers = page.evaluate("window.__refreshTimers")
+    while_loading = [delay for delay, state in timers if state == "loading"]
+    assert while_loading and set(while_loading) == {0}, timers
+    map_name = page.evaluate("document.querySelector('.folium-map').id")
+    page.evaluate(f"window.__refreshTimers = []; delete {DRAWN}.drawnGrids")
+    page.evaluate(f"{map_name}.setView([30.605, 104.01], {map_name}.getZoom() + 1)")
+    assert wait_drawn(page, "Grids") >= 1
+    assert 60 in [delay for delay, _state in page.evaluate("window.__refreshTimers")]
+    assert_clean(page)
+
+
 def test_a_small_move_keeps_the_drawing_and_an_open_popup(page_for, city):
     """A view asked for by box: a pan within the padded box asks nothing and keeps an open
     popup (a popup near the edge pans the map to show itself); a pan out of it asks again."""

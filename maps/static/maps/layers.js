@@ -387,9 +387,13 @@
                 this._waitTimer = setTimeout(go, WAIT_MS);
                 return;
             }
-            // the first fetch goes as soon as the page's script has set the view
-            this._timer = setTimeout(function () { self._refresh(); }, this._fetched ? 60 : 0);
-            this._fetched = true;
+            // The first fetch goes as soon as the page's script has set the view (its
+            // fitBounds moves the map again within the script: still no wait), later ones
+            // once the map has been still for a moment.
+            this._timer = setTimeout(function () {
+                self._fetched = true;
+                self._refresh();
+            }, this._fetched ? 60 : 0);
         },
 
         onRemove: function (map) {
