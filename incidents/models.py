@@ -297,6 +297,7 @@ def format_decimal(value) -> str:
 
 # The longest description intake takes (the Open311 limit; a page and a CSV cell still hold it).
 MAX_DESCRIPTION = 4000
+MAX_MEDIA_URL = 500
 
 
 def mask_phone(phone: str) -> str:
@@ -357,6 +358,11 @@ class Incident(gis_models.Model):
     reporter_name = models.CharField(_("reporter"), max_length=50, blank=True)
     reporter_phone = models.CharField(_("reporter phone"), max_length=20, blank=True)
     urgent = models.BooleanField(_("urgent"), default=False)
+    # A link to a picture the reporter published elsewhere (Open311's media_url); uploaded
+    # photos are IncidentPhoto rows.
+    media_url = models.URLField(
+        _("media link"), max_length=MAX_MEDIA_URL, blank=True, default="", db_default=""
+    )
     reported_at = models.DateTimeField(_("reported at"), db_index=True)
     # NULL, not "", when absent: the unique constraint applies to ids that exist.
     external_id = models.CharField(  # noqa: DJ001

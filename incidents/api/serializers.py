@@ -7,7 +7,14 @@ from rest_framework import serializers
 from rest_framework_gis.serializers import GeoFeatureModelSerializer
 
 from gis import crs as crs_tools
-from incidents.models import MAX_DESCRIPTION, Category, Incident, Source, TimelineEntry
+from incidents.models import (
+    MAX_DESCRIPTION,
+    MAX_MEDIA_URL,
+    Category,
+    Incident,
+    Source,
+    TimelineEntry,
+)
 from incidents.workflow import transitions_from
 
 
@@ -127,6 +134,7 @@ class IncidentDetailSerializer(IncidentSerializer):
             "input_lon",
             "input_lat",
             "external_id",
+            "media_url",
             "deadline_note",
             "closed_at",
             "boundary_candidates",
@@ -176,6 +184,13 @@ class IncidentCreateSerializer(serializers.Serializer):
     )
     external_id = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, default=None, max_length=64
+    )
+    media_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=MAX_MEDIA_URL,
+        help_text=_("a picture published elsewhere (http or https)"),
     )
 
 

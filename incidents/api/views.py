@@ -150,6 +150,7 @@ class IncidentListView(generics.GenericAPIView):
             urgent=data["urgent"],
             reported_at=data["reported_at"],
             external_id=data["external_id"] or None,
+            media_url=data["media_url"],
         )
         try:
             incident = report_incident(report, user=request.user)

@@ -253,6 +253,7 @@ def _create(request, fmt):
                 reporter_name=name[:50],
                 reporter_phone=data.get("phone", "").strip()[:20],
                 urgent=data.get("attribute[urgent]", "").strip().lower() in TRUE_VALUES,
+                media_url=data.get("media_url", "").strip(),
             )
         )
     except IntakeError as exc:
@@ -310,7 +311,7 @@ def _public(incident: Incident) -> dict:
         "zipcode": "",
         "lat": incident.location.y,
         "long": incident.location.x,
-        "media_url": "",
+        "media_url": incident.media_url,
     }
 
 

@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass
 
 from django.contrib.gis.geos import Point
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import IntegrityError, connection, transaction
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
@@ -16,7 +18,14 @@ from django.utils.translation import gettext as _
 
 from gis import crs as crs_tools
 from incidents.geotagging import geotag_point
-from incidents.models import MAX_DESCRIPTION, Category, Incident, Source, TimelineEntry
+from incidents.models import (
+    MAX_DESCRIPTION,
+    MAX_MEDIA_URL,
+    Category,
+    Incident,
+    Source,
+    TimelineEntry,
+)
 from incidents.workflow import State
 from incidents.working_time import WorkingCalendar, compute_deadline, three_times_overdue_at
 
@@ -38,6 +47,20 @@ class Report:
     urgent: bool = False
     reported_at: datetime.datetime | None = None
     external_id: str | None = None
+    media_url: str = ""  # a picture published elsewhere (http or https)
+
+
+def _check_media_url(url: str) -> None:
+    if not url:
+        return
+    if len(url) > MAX_MEDIA_URL:
+        raise IntakeError(_("media_url is longer than %(n)d characters") % {"n": MAX_MEDIA_URL})
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        raise IntakeError(
+            _("media_url must be an http or https address, not %(url)r") % {"url": url[:100]}
+        ) from None
 
 
 def _coordinates(report: Report) -> tuple[float, float]:
@@ -104,6 +127,7 @@ def report_incident(report: Report, *, user=None) -> Incident:
         )
     if len(report.description) > MAX_DESCRIPTION:
         raise IntakeError(_("description is longer than %(n)d characters") % {"n": MAX_DESCRIPTION})
+    _check_media_url(report.media_url)
     lon, lat = _coordinates(report)
     reported_at = report.reported_at or timezone.now()
     if timezone.is_naive(reported_at):
@@ -123,6 +147,7 @@ def report_incident(report: Report, *, user=None) -> Incident:
         reporter_name=report.reporter_name,
         reporter_phone=report.reporter_phone,
         urgent=report.urgent,
+        media_url=report.media_url,
         reported_at=reported_at,
         external_id=report.external_id or None,
         state=State.REPORTED,

@@ -338,3 +338,16 @@ def test_the_openapi_schema_validates_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     text = out.read_text(encoding="utf-8")
     assert "/api/incidents" in text and "/api/locate" in text
+
+
+def test_create_keeps_a_media_url_and_refuses_other_schemes(chief1, small_territory):
+    body = {"lon": 104.005, "lat": 30.607, "category": "C0101", "source": "patrol"}
+    api = client_for(chief1)
+    response = api.post("/api/incidents", {**body, "media_url": "data:text/html,x"}, "json")
+    assert response.status_code == 400 and "media_url" in str(response.json())
+    response = api.post(
+        "/api/incidents", {**body, "media_url": "http://img.example.org/1.jpg"}, "json"
+    )
+    assert response.status_code == 201, response.content
+    detail = api.get(f"/api/incidents/{response.json()['id']}").json()
+    assert detail["properties"]["media_url"] == "http://img.example.org/1.jpg"

@@ -353,3 +353,27 @@ def test_the_api_key_may_come_in_the_query_string(client, keys, small_territory,
     fields = {"service_code": "C0101", "lat": "30.607", "long": "104.005"}
     response = client.post(f"{BASE}/requests.json?api_key={KEY}", fields)
     assert response.status_code == 200 and Incident.objects.count() == 1
+
+
+def test_a_media_url_is_kept_and_given_back(client, keys, small_territory, categories):
+    url = "https://img.example.org/reports/井盖.jpg?size=large"
+    response = post(client, media_url=url)
+    assert response.status_code == 200, response.content
+    pk = response.json()[0]["service_request_id"]
+    assert Incident.objects.get(pk=pk).media_url == url
+    assert client.get(f"{BASE}/requests/{pk}.json").json()[0]["media_url"] == url
+    root = ET.fromstring(client.get(f"{BASE}/requests/{pk}.xml").content)
+    assert root.findtext("request/media_url") == url
+    # without one the field is there and empty, as before
+    pk = post(client).json()[0]["service_request_id"]
+    assert client.get(f"{BASE}/requests/{pk}.json").json()[0]["media_url"] == ""
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "ftp://example.org/a.jpg", "not a url", "https://x.org/" + "a" * 500],
+)
+def test_a_media_url_that_is_no_web_address_is_400(client, keys, small_territory, categories, url):
+    status, message = error_of(post(client, media_url=url))
+    assert status == 400 and "media_url" in message
+    assert not Incident.objects.exists()

@@ -12,7 +12,7 @@ from grids.models import Role, StaffAssignment, StaffMember
 from grids.roles import DISTRICT_ADMIN, GRID_CHIEF, GRID_MEMBER, POLICE_LIAISON
 from incidents.models import Category, DispatchRule, DispatchTarget, Incident, TimelineEntry
 from incidents.services.actions import perform
-from incidents.services.intake import Report, report_incident
+from incidents.services.intake import IntakeError, Report, report_incident
 from incidents.workflow import State
 from maps.assets import foreign_urls
 from tests.conftest import D2024
@@ -412,3 +412,19 @@ def test_an_empty_approval_grants_the_time_asked_for_in_its_unit(client, small_t
     post_action(client, incident, "approve_extension", amount="", unit="")
     entry = TimelineEntry.objects.get(incident=incident, action="approve_extension")
     assert (entry.data["amount"], entry.data["unit"]) == ("3", "hours")
+
+
+def test_a_picture_published_elsewhere_is_a_link_not_an_image(client, small_territory, people):
+    incident = report(media_url="https://img.example.org/a.jpg?x=1&y=2")
+    _response, html = page(client, people["chief"], incident)
+    link = 'href="https://img.example.org/a.jpg?x=1&amp;y=2" rel="noopener noreferrer nofollow"'
+    assert link in html
+    assert "<img" not in html.split('class="media-link"')[1].split("</p>")[0]
+    # whatever the address holds is text on the page
+    incident = report(media_url='https://img.example.org/a.jpg?q="><b>x</b>')
+    _response, html = page(client, people["chief"], incident)
+    assert "<b>x</b>" not in html and "&quot;&gt;&lt;b&gt;x&lt;/b&gt;" in html
+    _response, html = page(client, people["chief"], report())
+    assert "media-link" not in html
+    with pytest.raises(IntakeError, match="media_url"):
+        report(media_url="https://img.example.org/a b.jpg")
