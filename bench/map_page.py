@@ -1,6 +1,6 @@
 """The coverage map of a district-scale city in headless Chromium, against a naive page.
 
-    .venv/bin/python bench/map_page.py [--scale 16] [--runs 3] [--workers 2] [--threads 1]
+    .venv/bin/python bench/map_page.py [--scale 16] [--runs 3] [--workers 2] [--blocking-threads 1]
 
 The city is `load_demo --scale N` in var/bench-<N>.sqlite3 (loaded once, shared with the
 other benchmarks; scale 16 has ~15,000 micro-grids). The app runs under granian (the
@@ -22,8 +22,9 @@ browser context with an empty cache:
 
 Each page is loaded once after the server starts (reported as "cold": the server's
 processes load the prepared outlines into memory on their first layer request), then
-`--runs` times. The server runs `--workers` processes of `--threads` threads (default 2 × 1:
-one process per core, as docs/operations.md recommends).
+`--runs` times. The server runs `--workers` processes of `--blocking-threads` application
+threads each (granian's options; default 2 × 1: one process per core, as docs/operations.md
+recommends for SpatiaLite).
 
 Measured per page: bytes transferred (the sum of Chromium's encodedDataLength over every
 response, from the DevTools protocol), the time from navigation start until the first
@@ -274,7 +275,10 @@ def main() -> None:
         "--workers", type=int, default=2, help="granian worker processes (default 2)"
     )
     parser.add_argument(
-        "--threads", type=int, default=1, help="granian threads per worker (default 1)"
+        "--blocking-threads",
+        type=int,
+        default=1,
+        help="granian application threads per worker (default 1)",
     )
     parser.add_argument("--internal", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -323,7 +327,7 @@ def main() -> None:
             str(Path(PY).with_name("granian")),
             "--interface=wsgi",
             f"--workers={args.workers}",
-            f"--blocking-threads={args.threads}",
+            f"--blocking-threads={args.blocking_threads}",
             "--host=127.0.0.1",
             f"--port={port}",
             "--log-level=warning",
@@ -342,7 +346,7 @@ def main() -> None:
         "microgrids": facts["microgrids"],
         "incidents": facts["incidents"],
         "runs": args.runs,
-        "server": f"granian, {args.workers} workers x {args.threads} threads",
+        "server": f"granian, {args.workers} workers x {args.blocking_threads} threads",
         "pages": {},
     }
     try:

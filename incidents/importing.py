@@ -17,12 +17,15 @@ How it stays fast and safe:
 - Idempotent by external id: a row whose external id already exists is counted "unchanged".
   A run killed at any point leaves whole chunks committed; running it again skips them and
   writes the rest, so every good row ends up exactly once.
-- Without ``id_field`` every row gets an external id derived from its content
-  ("row-" and a hash of its values; "#2", "#3" … for later rows with the same values), so
-  re-running a file is idempotent too, also when it was renamed, moved or grew rows, and
-  a row found again in another export (an overlapping period) is not imported twice. Two
-  files of the same name are told apart by their rows. An export with other columns (or
-  cells written otherwise) gives other ids: where the source has ids, name them.
+- Without ``id_field`` every good row gets an external id derived from what the import
+  takes from it ("row-" and a hash of its point, its category value and its report time;
+  "#2", "#3" … for later rows of the file with the same three), so re-running a file is
+  idempotent too, also when it was renamed, reordered or grew rows, and a report found
+  again in another export (an overlapping period, other columns) is not imported twice.
+  Two reports of the same category at the same point and the same moment count as one
+  across files. A file without report times uses its name instead of the time: its rows
+  are told apart from another file's, and renaming it imports them again. Where the source
+  has ids, name them.
 
 Row numbers count data rows from 1 (a CSV's header line is not counted; a GeoJSON's features
 in file order). Naive times are taken as Asia/Shanghai.
@@ -267,7 +270,7 @@ def _csv_rows(path: Path, options: ImportOptions) -> Iterator[tuple[int, dict]]:
 
 def _separator_in(header: str, delimiter: str) -> str | None:
     """The usual CSV separator a one-column header seems to use instead of `delimiter`."""
-    for candidate in (",", ";", "\t", "|"):
+    for candidate in (",", ";", "\t", "|", "，"):  # the last: a full-width comma
         if candidate != delimiter and candidate in header:
             return candidate
     return None
@@ -421,11 +424,14 @@ def load_category_map(path: str | Path) -> dict[str, Category]:
 DERIVED_ID_PREFIX = "row-"
 
 
-def content_key(row: dict) -> bytes:
-    """What a row without an external id is known by: a hash (80 bits) of its values in the
-    file's order (a CSV's cells, a GeoJSON feature's properties and point)."""
-    values = [value for key, value in row.items() if key != PROBLEM]
-    text = json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+def content_key(lon: float, lat: float, category_value: str, when: str) -> bytes:
+    """What a row without an external id is known by: a hash (80 bits) of what the import
+    takes from it: its point (as numbers), its category value (before any category map) and
+    its report time (as an instant), or, for a file without times, the file's name.
+
+    Changing what goes in here, or how, changes the ids of rows imported before: re-running
+    an old file would then import its rows again (test_derived_ids_are_pinned)."""
+    text = json.dumps([repr(float(lon)), repr(float(lat)), category_value, when])
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).digest()[:10]
 
 
@@ -480,11 +486,12 @@ class _Good:
 class _Checker:
     """Checks rows one by one; remembers the external ids seen in the file."""
 
-    def __init__(self, options: ImportOptions, now: datetime.datetime):
+    def __init__(self, path: Path, options: ImportOptions, now: datetime.datetime):
         self.options = options
         self.now = now
-        self.seen: set[str] = set()
-        self.occurrences: Counter[bytes] = Counter()  # rows of each content key so far
+        self.file_name = path.name  # what tells rows without times from another file's
+        self.seen: set[str] = set()  # the external ids of the file's good rows (id_field)
+        self.occurrences: Counter[bytes] = Counter()  # good rows of each content key so far
         self.by_code = {c.code: c for c in Category.objects.all()}
         self.mapping = load_category_map(options.category_map) if options.category_map else None
 
@@ -503,11 +510,7 @@ class _Checker:
                     "bad_id",
                     _("the external id is longer than %(n)d characters") % {"n": EXTERNAL_ID_MAX},
                 )
-        else:
-            key = content_key(row)
-            self.occurrences[key] += 1
-            external_id = derived_id(key, self.occurrences[key])
-        if external_id in self.seen:  # an earlier good row has it
+        if o.id_field and external_id in self.seen:  # an earlier good row has it
             return Rejected(
                 number,
                 "duplicate_in_file",
@@ -575,7 +578,13 @@ class _Checker:
                 )
         else:
             reported_at = self.now
-        self.seen.add(external_id)  # only good rows: a later good copy of a bad row counts
+        if o.id_field:
+            self.seen.add(external_id)  # only good rows: a later good copy of a bad row counts
+        else:  # unique in the file by construction
+            when = reported_at.astimezone(datetime.UTC).isoformat() if o.time_field else None
+            key = content_key(lon, lat, value, when or f"file:{self.file_name}")
+            self.occurrences[key] += 1
+            external_id = derived_id(key, self.occurrences[key])
         return _Good(number, external_id, lon, lat, category, reported_at)
 
 
@@ -995,7 +1004,7 @@ def import_incidents(
             % {"crs": options.crs, "known": ", ".join(crs_tools.SUPPORTED)}
         )
     fmt = _format_of(path, options.format)
-    checker = _Checker(options, timezone.now())
+    checker = _Checker(path, options, timezone.now())
     builder = _Builder(options)
     if fmt == "csv":
         rows = _csv_rows(path, options)

@@ -1,3 +1,4 @@
+import pytest
 from django.db import connection
 
 from gis.db.backends.spatialite.creation import DatabaseCreation
@@ -24,3 +25,8 @@ def test_a_missing_companion_is_no_error(tmp_path):
     database.write_bytes(b"x")
     DatabaseCreation(connection)._destroy_test_db(str(database), verbosity=0)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the SpatiaLite backend's own")
+def test_the_backend_uses_it():
+    assert isinstance(connection.creation, DatabaseCreation)

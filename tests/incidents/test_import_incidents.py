@@ -244,6 +244,53 @@ def test_without_id_field_derived_ids_make_reruns_idempotent(tmp_path, small_ter
     assert re.fullmatch(r"row-[0-9a-f]{20}", external_id)
 
 
+def test_derived_ids_are_pinned(tmp_path, small_territory, manhole):
+    """Ids derived by an earlier release must come out the same, or re-running a file it
+    imported would import every row again."""
+    timed = write(
+        tmp_path, "t.csv", "lon,lat,category,time\n104.005,30.607,C0101,2025-06-09T09:00\n"
+    )
+    run(timed, "--time-field", "time")
+    untimed = write(tmp_path, "noid.csv", "lon,lat,category\n104.0050,30.607,C0101\n")
+    run(untimed)
+    assert sorted(Incident.objects.values_list("external_id", flat=True)) == [
+        "row-a4b9a30f66b725284652",  # the point, C0101, 2025-06-09T01:00:00+00:00
+        "row-ab5ff76e264b84b10d4a",  # the point, C0101, the file noid.csv
+    ]
+
+
+def test_files_without_times_are_told_apart_by_name(tmp_path, small_territory, manhole):
+    """Without times, the same point and category on two days is two reports."""
+    row = "lon,lat,category\n104.005,30.607,C0101\n"
+    for name in ("monday.csv", "tuesday.csv", "tuesday.csv"):
+        run(write(tmp_path, name, row))
+    assert Incident.objects.count() == 2
+
+
+def test_another_export_of_the_same_reports_imports_nothing_twice(
+    tmp_path, small_territory, manhole
+):
+    first = write(
+        tmp_path,
+        "a.csv",
+        "lon,lat,category,time,status\n"
+        "104.005,30.607,C0101,2025-06-09T09:00,open\n"
+        "104.006,30.607,C0101,2025-06-09T10:00,open\n",
+    )
+    run(first, "--time-field", "time")
+    # a later export: other columns and order, another status, times written otherwise
+    second = write(
+        tmp_path,
+        "b.csv",
+        "time,category,lat,lon,status,updated\n"
+        "2025-06-09T02:00:00+00:00,C0101,30.6070,104.006,closed,2025-06-10\n"
+        "2025-06-09 09:00:00+08:00,C0101,30.607,104.005,closed,2025-06-10\n"
+        "2025-06-10T09:00:00+08:00,C0101,30.607,104.005,open,\n",
+    )
+    summary = run(second, "--time-field", "time", report=tmp_path / "r.json")["summary"]
+    assert (summary["imported"], summary["unchanged"]) == (1, 2)
+
+
 def test_derived_ids_follow_the_rows_not_the_file(tmp_path, small_territory, manhole):
     header = "lon,lat,category,time\n"
     a = "104.005,30.607,C0101,2025-06-09T09:00\n"
@@ -290,6 +337,13 @@ def test_derived_ids_of_geojson_features_include_their_point(tmp_path, small_ter
     second = run(path, "--time-field", "time", report=tmp_path / "r.json")["summary"]
     assert (first["imported"], second["unchanged"]) == (2, 2)
     assert not any("#" in i for i in Incident.objects.values_list("external_id", flat=True))
+    # the file grows a feature with a property the others lack; a feature's keys reordered
+    grown = [feature(104.007), feature(104.006), feature(104.005)]
+    grown[0]["properties"]["note"] = "new"
+    grown[2]["properties"] = dict(reversed(list(grown[2]["properties"].items())))
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": grown}))
+    third = run(path, "--time-field", "time", report=tmp_path / "r.json")["summary"]
+    assert (third["imported"], third["unchanged"]) == (1, 2)
 
 
 def test_killed_run_then_rerun_gives_every_good_row_exactly_once(
@@ -520,6 +574,20 @@ def test_fractional_working_days_give_the_intake_deadline(tmp_path, small_territ
     assert imported.overdue_3x_at == reported.overdue_3x_at
 
 
+def third_write_fails(monkeypatch):
+    """The third chunk handed to a writer fails ("disk full") instead of being written."""
+    real = importing._Writer.write
+    calls = []
+
+    def write(writer, rows):
+        calls.append(rows.count)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return real(writer, rows)
+
+    monkeypatch.setattr(importing._Writer, "write", write)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_transaction_writer_threads_write_every_chunk_once(
     tmp_path, small_territory, manhole, monkeypatch
@@ -533,16 +601,7 @@ def test_outside_a_transaction_writer_threads_write_every_chunk_once(
         lines.append(f"{external_id},104.00{n % 9 + 1},30.607,C0101,2025-06-09T09:00\n")
     path = write(tmp_path, "threads.csv", "".join(lines))
     expected = [i.strip('"') for i in ids]
-    real = importing._Writer.write
-    written = []
-
-    def fails_on_third_chunk(writer, rows):
-        written.append(rows.count)
-        if len(written) == 3:
-            raise RuntimeError("disk full")
-        return real(writer, rows)
-
-    monkeypatch.setattr(importing._Writer, "write", fails_on_third_chunk)
+    third_write_fails(monkeypatch)
     with pytest.raises(RuntimeError, match="disk full"):
         run(path, *ID_ARGS, "--chunk-size", "3")
     done = set(Incident.objects.values_list("external_id", flat=True))
@@ -554,6 +613,27 @@ def test_outside_a_transaction_writer_threads_write_every_chunk_once(
     assert sorted(Incident.objects.values_list("external_id", flat=True)) == sorted(expected)
     assert TimelineEntry.objects.count() == len(expected)
     assert Incident.objects.get(external_id="t1").unit == small_territory["micro11"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_progress_counts_a_chunk_once_it_is_stored(
+    tmp_path, small_territory, manhole, monkeypatch
+):
+    """Writer threads store the chunks: a chunk counts when it is committed, so a chunk that
+    failed to be written is not counted; a chunk of rows stored before counts at once."""
+    lines = [HEADER] + [f"p{i},104.005,30.607,C0101,2025-06-09T09:00\n" for i in range(12)]
+    path = write(tmp_path, "progress.csv", "".join(lines))
+    options = importing.ImportOptions(id_field="id", time_field="time", chunk_size=3)
+    third_write_fails(monkeypatch)
+    counted = []
+    with pytest.raises(RuntimeError, match="disk full"):
+        importing.import_incidents(path, options, progress=counted.append)
+    stored = Incident.objects.count()
+    assert stored < 12 and sum(counted) == stored
+    monkeypatch.undo()
+    counted = []
+    importing.import_incidents(path, options, progress=counted.append)
+    assert sum(counted) == 12 and Incident.objects.count() == 12
 
 
 @pytest.mark.parametrize(
@@ -611,6 +691,9 @@ def test_a_file_separated_otherwise_is_refused_with_a_hint(tmp_path, small_terri
         run(path, *ID_ARGS)
     path = write(tmp_path, "tabs.csv", text.replace(",", "\t"))
     with pytest.raises(CommandError, match=r"separated by '\\t': try --delimiter tab"):
+        run(path, *ID_ARGS)
+    path = write(tmp_path, "wide.csv", text.replace(",", "，"))  # a full-width comma
+    with pytest.raises(CommandError, match="try --delimiter '，'"):
         run(path, *ID_ARGS)
     with pytest.raises(CommandError, match="the delimiter must be one character"):
         run(path, *ID_ARGS, "--delimiter", ";;")

@@ -19,8 +19,9 @@ class Command(BaseCommand):
         "Import incidents from CSV or GeoJSON in chunks, geotagged and with deadlines. Bad rows "
         "are skipped and listed; rows whose external id already exists are left unchanged, so "
         "the import can be run again (also after being interrupted). Without --id-field a row's "
-        "external id is derived from its values (row-<hash>), so a renamed file or another "
-        "export with the same rows imports nothing twice. Times without a time zone are "
+        "external id is derived from its point, category and report time (row-<hash>; without "
+        "--time-field from the file's name instead of the time), so a renamed file or another "
+        "export with the same reports imports nothing twice. Times without a time zone are "
         "Asia/Shanghai."
     )
 
@@ -54,7 +55,8 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--id-field",
-            help="column with the external id (default: derived from the row's values)",
+            help="column with the external id (default: derived from the row's point, category "
+            "and time)",
         )
         parser.add_argument("--source", default="import", help="incident source (default import)")
         parser.add_argument(
