@@ -1004,6 +1004,8 @@ def import_incidents(
             % {"crs": options.crs, "known": ", ".join(crs_tools.SUPPORTED)}
         )
     fmt = _format_of(path, options.format)
+    if progress:  # called from this thread and the writer threads: one call at a time
+        progress = _one_at_a_time(progress)
     checker = _Checker(path, options, timezone.now())
     builder = _Builder(options)
     if fmt == "csv":
@@ -1018,6 +1020,16 @@ def import_incidents(
             _import_chunk(chunk, checker, builder, write, result, progress)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _one_at_a_time(function: Callable[[int], object]) -> Callable[[int], object]:
+    lock = threading.Lock()
+
+    def locked(n: int) -> object:
+        with lock:
+            return function(n)
+
+    return locked
 
 
 def _import_chunk(
