@@ -888,8 +888,6 @@ def three_times_overdue_at_many(
     deadlines = list(deadlines.due if isinstance(deadlines, Deadlines) else deadlines)
     if len(deadlines) != len(starts):
         raise ValueError(f"{len(deadlines)} deadlines for {len(starts)} starts")
-    if not starts:
-        return []
     local = calendar._local_many(starts, "start")
     return _three_times_local(calendar, starts, local, calendar._local_many(deadlines, "deadline"))
 
