@@ -324,3 +324,31 @@ class ServiceStation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class DataRevision(models.Model):
+    """A token the database replaces whenever a watched set of tables is written.
+
+    Triggers (migration 0004) set the "staffing" row's token on every insert, update or
+    delete of units and staff assignments — from the app, the admin, a bulk command or plain
+    SQL alike — so a cache of facts derived from those tables (the coverage map's staffing
+    bands) can key on it and never serve an answer older than the last write. The token is
+    the next value of a sequence on PostgreSQL (new for every writing statement, also within
+    one transaction) and a random 64-bit number on SQLite (one per written row); only its
+    changing matters. Read it with `revision()`."""
+
+    name = models.CharField(_("name"), max_length=40, primary_key=True)
+    token = models.BigIntegerField(_("token"))
+
+    class Meta:
+        verbose_name = _("data revision")
+        verbose_name_plural = _("data revisions")
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.token}"
+
+
+def revision(name: str = "staffing") -> int | None:
+    """The current token of `name` (None before the first write since the table was
+    emptied)."""
+    return DataRevision.objects.filter(pk=name).values_list("token", flat=True).first()

@@ -10,13 +10,14 @@ from the internet without a test failing. The one exception is the configured ti
 (maps.basemaps, setting WEIGE_BASEMAP): tile layers on its hosts are accepted, by
 `render_fragment` for the current basemap or by `use_local_assets(allowed_tile_hosts=…)`.
 
-`render_fragment` renders a map for a Django template as three parts: `head` (the asset links
-and the map's size, for {% block head %}), `html` (the map's <div>) and `script` (its
-JavaScript, in a <script> element, placed after the div). folium's own page-wide styles for
-a stand-alone map (html and body at 100 % height without margins) are left out. `early` holds
-the requests a map's layers make before anything else has loaded (maps.remote.RemoteLayer
-with `early_bounds`), for the very top of the page's head, before any stylesheet (which would
-hold a script back).
+`render_fragment` renders a map for a Django template as three parts: `head` (the stylesheet
+links and the map's size, for {% block head %}), `html` (the map's <div>) and `script` (the
+script links, then the map's JavaScript in a <script> element, placed after the div: at the
+end of the body the browser lays the page out while the scripts load, instead of after).
+folium's own page-wide styles for a stand-alone map (html and body at 100 % height without
+margins) are left out. `early` holds the requests a map's layers make before anything else
+has loaded (maps.remote.RemoteLayer with `early_bounds`), for the very top of the page's
+head, before any stylesheet (which would hold a script back).
 """
 
 import re
@@ -199,16 +200,21 @@ def render_fragment(
     header = figure.header
     _check_links(header)
     parts = []
+    scripts = []
     for name, child in header._children.items():
         if name == "meta_http":
             continue  # the page has its own charset
-        parts.append(_embedded_header(fmap) if name == fmap.get_name() else child.render())
+        if isinstance(child, JavascriptLink):
+            scripts.append(child.render())
+        else:
+            parts.append(_embedded_header(fmap) if name == fmap.get_name() else child.render())
     html = figure.html.render()
     script = f"<script>\n{figure.script.render()}\n</script>"
     if not USES_JQUERY.search(script):
         # folium loads jQuery for a few of its elements (Popup, GeoJson with embed links);
         # a page whose map script does not use it is spared ~90 kB of script to run
-        parts = [part for part in parts if LOCAL_ASSETS["jquery"] not in part]
+        scripts = [part for part in scripts if LOCAL_ASSETS["jquery"] not in part]
+    script = "\n".join([*scripts, script])
     early = "".join(
         child.early_script(fmap.get_name())
         for child in fmap._children.values()

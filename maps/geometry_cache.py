@@ -92,13 +92,25 @@ def shown_versions():
 def boundary_state(kind: str) -> str:
     """A key that changes whenever the outlines of `kind` shown today change: the day, the
     number of versions valid today, the newest one's id and creation time."""
-    facts = (
+    return boundary_states([kind])[kind]
+
+
+def boundary_states(kinds) -> dict[str, str]:
+    """boundary_state of each of `kinds`, read in one query."""
+    rows = (
         shown_versions()
-        .filter(unit__kind=kind)
-        .aggregate(n=Count("id"), last=Max("id"), newest=Max("created_at"))
+        .filter(unit__kind__in=kinds)
+        .values("unit__kind")
+        .annotate(n=Count("id"), last=Max("id"), newest=Max("created_at"))
     )
-    newest = facts["newest"].timestamp() if facts["newest"] else 0
-    return f"{timezone.localdate():%Y%m%d}-{facts['n']}-{facts['last'] or 0}-{newest:.6f}"
+    found = {row["unit__kind"]: row for row in rows}
+    day = f"{timezone.localdate():%Y%m%d}"
+    states = {}
+    for kind in kinds:
+        facts = found.get(kind, {})
+        newest = facts["newest"].timestamp() if facts.get("newest") else 0
+        states[kind] = f"{day}-{facts.get('n', 0)}-{facts.get('last') or 0}-{newest:.6f}"
+    return states
 
 
 _memory: dict[tuple[str, str], Outlines] = {}

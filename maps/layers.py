@@ -4,7 +4,9 @@ Every layer starts from grids.scoping.in_scope (units, workstations) or
 incidents.selectors.incidents_for (incidents) — the same functions as the lists — so a map
 never shows more than the user's lists. Outlines come from maps.geometry_cache (simplified
 per zoom band, cached per boundary state); everything else (staff, incidents, problems) is
-read per request.
+read per request — except a page's first answer of the units layer (every unit in scope),
+which is kept while the outlines, the scope, the units and their staff stay as they were
+(units_answer).
 
 Layers (LAYERS names them for the endpoint):
 - ``units``: grids or micro-grids (``kind``) with their staffing coverage — grid chief,
@@ -23,17 +25,21 @@ Layers (LAYERS names them for the endpoint):
 
 On a map view (the request has a zoom) a unit carries only UNIT_SUMMARY and a workstation
 only WORKSTATION_SUMMARY: what the map draws; the rest comes for one unit (``code``) or
-station (``id``) when its popup opens, and in the download (no zoom).
+station (``id``) when its popup opens, and in the download (no zoom). The units layer
+answers a GeoJSON text sequence (RFC 8142) to a map that asks for one (maps.views.layer),
+so the browser draws the first units before it has parsed the rest.
 
 Coordinates are WGS84 unless the basemap is GCJ-02 (maps.basemaps): then every coordinate
 of every layer, and the requested box, are GCJ-02.
 """
 
 import datetime
+import gzip
 import hashlib
 import json
 import math
 import re
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,6 +68,7 @@ from grids.models import (
     StaffAssignment,
     Unit,
     Workstation,
+    revision,
 )
 from grids.scoping import in_scope
 from incidents.kpis import indicators_of_units
@@ -69,7 +76,13 @@ from incidents.models import Incident
 from incidents.selectors import filter_incidents, incidents_for
 from incidents.workflow import FINAL_STATES
 from maps import geometry_cache
-from maps.geometry_cache import CACHE_ALIAS, CACHE_SECONDS, band_for, boundary_state, outlines
+from maps.geometry_cache import (
+    CACHE_ALIAS,
+    CACHE_SECONDS,
+    band_for,
+    boundary_states,
+    outlines,
+)
 
 MEMBER_ROLES = (Role.FULLTIME_MEMBER, Role.PARTTIME_MEMBER)
 # Coverage bands of the "units" layer (colours in maps.styles):
@@ -294,6 +307,54 @@ def units_layer(user, kind: str, view: View, code: str | None = None) -> str:
     """The current `kind` units in the user's scope and the view's box with their staffing
     facts: on a map view (a zoom given) the UNIT_SUMMARY of each, without a zoom (the
     download) or for one unit (`code`) all of them."""
+    return units_answer(user, kind, view, code).text
+
+
+class Answer:
+    """A layer's features, written as one GeoJSON FeatureCollection (`text`) or as a GeoJSON
+    text sequence (`sequence`, RFC 8142: the collection without its features, then each
+    feature, every text after an RS character and before a line feed), which a browser can
+    start drawing before it has parsed the whole answer. Each form and its gzip compression
+    are made once, when first asked for (an answer kept for many requests is written and
+    compressed once)."""
+
+    def __init__(self, features: list[str], **members):
+        self.features = features
+        self.members = members
+        self._made: dict[tuple[str, bool], str | bytes] = {}
+
+    @property
+    def text(self) -> str:
+        return self._form("text", False)
+
+    @property
+    def sequence(self) -> str:
+        return self._form("sequence", False)
+
+    def gzipped(self, form: str = "text") -> bytes:
+        return self._form(form, True)
+
+    def _form(self, form: str, packed: bool):
+        found = self._made.get((form, packed))
+        if found is None:
+            if packed:
+                found = gzip.compress(self._form(form, False).encode(), compresslevel=6, mtime=0)
+            elif form == "text":
+                found = feature_collection(self.features, **self.members)
+            else:
+                head = feature_collection([], **self.members)
+                found = f"{RS}{head}\n" + "".join(f"{RS}{f}\n" for f in self.features)
+            self._made[(form, packed)] = found
+        return found
+
+
+RS = "\x1e"  # the record separator that starts each text of a GeoJSON text sequence
+
+
+def units_answer(user, kind: str, view: View, code: str | None = None) -> Answer:
+    """units_layer as an Answer: a page's first request (every unit in scope, summaries)
+    is kept per scope (_summary_key) and answered again as long as nothing it shows has
+    changed."""
     if kind not in COVERAGE_KINDS:
         raise LayerError(
             _("kind=%(raw)r is not one of %(known)s")
@@ -308,11 +369,18 @@ def units_layer(user, kind: str, view: View, code: str | None = None) -> str:
     summary = view.zoom is not None and code is None
     prepared, picked, units = _selected(kind, user, view, extra)
     ids = [int(prepared.unit_ids[i]) for i in picked]
-    rows = _unit_rows(ids, units)
-    staff = _staff(ids, timezone.localdate(), units)
     problems = problem_codes(kind)
-    texts = prepared.geojson[view.band]
     per_100 = settings.WEIGE_MEMBERS_PER_100_HOUSEHOLDS
+    day = timezone.localdate()
+    key = None
+    if summary and view.box is None:  # a page's first answer: everything in scope
+        key = _summary_key(kind, view, prepared.state, ids, problems, per_100, day)
+        found = _summaries.get(key)
+        if found is not None:
+            return found
+    rows = _unit_rows(ids, units)
+    staff = _staff(ids, day, units)
+    texts = prepared.geojson[view.band]
     features = []
     for i, unit_id in zip(picked, ids, strict=True):
         row = rows.get(unit_id)
@@ -332,7 +400,69 @@ def units_layer(user, kind: str, view: View, code: str | None = None) -> str:
             features.append(feature(texts[i], {key: properties[key] for key in UNIT_SUMMARY}))
         else:
             features.append(feature(texts[i], properties, row["code"]))
-    return feature_collection(features, kind=kind)
+    answer = Answer(features, kind=kind)
+    if key is not None:
+        _summaries.put(key, answer)
+    return answer
+
+
+def _summary_key(kind, view: View, state: str, ids: list[int], problems, per_100, day) -> tuple:
+    """What a summary of every unit in scope depends on: the outlines (the boundary state),
+    the units shown (the scope, as their ids), their rows and staff (grids.models.revision:
+    replaced by the database on every write to units and staff assignments), the staff's
+    day, the coverage problems and the staffing setting."""
+    shown = hashlib.blake2b(np.asarray(ids, dtype=np.int64).tobytes(), digest_size=16)
+    return (
+        kind,
+        view.crs,
+        view.band,
+        state,
+        shown.hexdigest(),
+        revision("staffing"),
+        day,
+        tuple(sorted(problems.items())),
+        per_100,
+    )
+
+
+class _Recent:
+    """The last few answers of this process by key (least recently used dropped first)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            found = self._items.pop(key, None)
+            if found is not None:
+                self._items[key] = found  # now the most recent
+            return found
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+            self._items[key] = value
+            while len(self._items) > self.size:
+                del self._items[next(iter(self._items))]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# A page's first answer of the units layer (every grid or micro-grid in the user's scope,
+# summaries only), per scope: a district's 2,500 grids take ~40 ms to read and write, the
+# cached answer ~7 ms of checking that nothing changed. Keys in _summary_key; a few
+# scopes × kinds × zoom bands, up to ~1 MB each.
+_summaries = _Recent(16)
+
+
+def forget() -> None:
+    """Drop the answers kept in this process (and the outlines: geometry_cache.forget)."""
+    _summaries.clear()
+    geometry_cache.forget()
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,7 +475,7 @@ def coverage_problems(kind: str) -> list[dict]:
     parent_kinds = {UnitKind.GRID: (UnitKind.COMMUNITY, UnitKind.VILLAGE)}.get(
         kind, (UnitKind.GRID,)
     )
-    state = "|".join(boundary_state(k) for k in (kind, *parent_kinds))
+    state = "|".join(boundary_states((kind, *parent_kinds)).values())
     key = f"problems:{kind}:{state}"
     found = caches[CACHE_ALIAS].get(key)
     if found is None:

@@ -106,11 +106,16 @@ class RemoteLayer(JSCSSMixin, Layer):
             "height": height,
             "column": PAGE_COLUMN,
             "bands": list(ZOOM_BANDS),
+            "accept": ACCEPT,
         }
         # as django.utils.html.json_script does: nothing in it can end the script element
         text = json.dumps(facts).translate(_SCRIPT_SAFE)
         return EARLY_SCRIPT.replace("FACTS", text)
 
+
+# What the layers ask for (layers.js sends the same): a GeoJSON text sequence where the
+# layer has one (maps.views.layer), else GeoJSON.
+ACCEPT = "application/geo+json-seq, application/geo+json;q=0.9, application/json;q=0.8"
 
 _SCRIPT_SAFE = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
 
@@ -145,10 +150,11 @@ EARLY_SCRIPT = """<script>
         low = f.bands[i] + 1;
     }
     var url = f.url + (f.url.indexOf("?") < 0 ? "?" : "&") + "zoom=" + zoom;
-    var answer = fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
-        .then(function (response) {
+    var answer = fetch(url, {credentials: "same-origin", headers: {"Accept": f.accept}})
+        .then(function (response) {  // read here, parsed by layers.js (weige.readAnswer)
             if (!response.ok) { throw new Error(String(response.status)); }
-            return response.json();
+            var type = response.headers.get("Content-Type") || "";
+            return response.text().then(function (text) { return {type: type, text: text}; });
         });
     answer.catch(function () {});  // layers.js asks again
     weige.early = weige.early || {};

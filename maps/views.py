@@ -8,12 +8,14 @@ unit. Each page is a map without features; the browser fetches its layers from
 download as GeoJSON (the whole layer in the user's scope, with the page's filters).
 """
 
+import re
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
@@ -45,6 +47,10 @@ HAZARD_FILTERS = (
     "flag",
 )
 GEOJSON = "application/geo+json"
+GEOJSON_SEQ = "application/geo+json-seq"  # RFC 8142
+# what the units layer can answer, the default (for */* or no Accept header) first
+ANSWER_TYPES = (GEOJSON, "application/json", GEOJSON_SEQ)
+ACCEPTS_GZIP = re.compile(r"\bgzip\b")  # as django.middleware.gzip
 
 
 def layer_url(name: str, **params) -> str:
@@ -76,7 +82,23 @@ def layer(request, name: str):
         reject_nul(params)
         view = layers.parse_view(params, basemaps.current().crs)
         if name == "units":
-            body = layers.units_layer(user, params.get("kind") or "grid", view, params.get("code"))
+            answer = layers.units_answer(
+                user, params.get("kind") or "grid", view, params.get("code")
+            )
+            # a map asks for a text sequence (it draws the first features before it has
+            # read the rest); downloads and other clients get a FeatureCollection
+            form, content_type = "text", GEOJSON
+            if request.get_preferred_type(ANSWER_TYPES) == GEOJSON_SEQ:
+                form, content_type = "sequence", GEOJSON_SEQ
+            if ACCEPTS_GZIP.search(request.headers.get("accept-encoding", "")):
+                # compressed once for an answer kept for many requests (GZipMiddleware
+                # leaves a response with a Content-Encoding alone)
+                response = HttpResponse(answer.gzipped(form), content_type=content_type)
+                response["Content-Encoding"] = "gzip"
+                return _layer_response(response, name, params)
+            return _layer_response(
+                HttpResponse(getattr(answer, form), content_type=content_type), name, params
+            )
         elif name == "problems":
             body = layers.problems_layer(user, view)
         elif name == "courtyards":
@@ -95,8 +117,12 @@ def layer(request, name: str):
             return response
     except ValueError as exc:  # LayerError and the incident filters' errors
         return JsonResponse({"error": str(exc)}, status=400)
-    response = HttpResponse(body, content_type=GEOJSON)
+    return _layer_response(HttpResponse(body, content_type=GEOJSON), name, params)
+
+
+def _layer_response(response, name: str, params):
     response["Cache-Control"] = "private, no-cache"
+    patch_vary_headers(response, ("Accept", "Accept-Encoding"))
     if params.get("download"):
         response["Content-Disposition"] = f'attachment; filename="{name}.geojson"'
     return response

@@ -78,8 +78,14 @@ def test_fragment_leaves_out_folium_page_wide_styles():
         fragment.head
     )
     assert f'id="{fmap.get_name()}"' in fragment.html
-    assert fragment.script.startswith("<script>") and fragment.script.endswith("</script>")
-    assert f"var {fmap.get_name()} = L.map(" in fragment.script
+    # the scripts go with the map's own, at the end of the body: the stylesheets stay in
+    # the head, and the browser lays the page out while the scripts load
+    assert "<script src=" not in fragment.head and '<link rel="stylesheet"' in fragment.head
+    assert fragment.script.startswith('<script src="/static/vendor/leaflet-1.9.3/leaflet.js">')
+    assert fragment.script.endswith("</script>")
+    assert fragment.script.index("leaflet.js") < fragment.script.index(
+        f"var {fmap.get_name()} = L.map("
+    )
 
 
 def test_a_tile_layer_on_another_host_is_refused():

@@ -1,6 +1,7 @@
 """The map layer endpoints (maps.layers, maps.views.layer) on the test database."""
 
 import datetime
+import gzip
 import json
 
 import numpy as np
@@ -29,9 +30,9 @@ def fresh_outlines():
 
     caches["maps"].clear()
     caches["default"].clear()
-    geometry_cache.forget()
+    layers.forget()
     yield
-    geometry_cache.forget()
+    layers.forget()
 
 
 @pytest.fixture
@@ -134,6 +135,119 @@ def test_a_map_view_carries_each_units_summary_and_one_unit_comes_whole(admin, c
     assert get(admin, "units", kind="microgrid", zoom=12, code=grid1.code)["features"] == []
     bad = admin.get("/maps/layers/units.geojson", {"kind": "grid", "code": "1' OR '1"})
     assert bad.status_code == 400 and "code=" in bad.json()["error"]
+
+
+def test_a_pages_first_answer_is_kept_until_units_or_staff_change(
+    admin, chief, territory, monkeypatch
+):
+    """The summary of every unit in scope (a page's first request) is kept per scope and
+    answered again without reading units and staff — until any write to them, by any means,
+    or another scope asks."""
+    grid1, grid2 = territory["grid1"], territory["grid2"]
+    assign(grid1, "grid_chief", "李网格长")
+    first = get(admin, "units", kind="grid", zoom=12)
+    assert by_code(first)[grid1.code]["properties"]["band"] == "thin"
+    reads = []
+    real = layers._unit_rows
+    monkeypatch.setattr(layers, "_unit_rows", lambda *a: reads.append(1) or real(*a))
+    assert get(admin, "units", kind="grid", zoom=12) == first
+    assert reads == []  # kept
+    layers.forget()
+    assert get(admin, "units", kind="grid", zoom=12) == first  # the same as made afresh
+    assert len(reads) == 1
+    # a box, one unit or the download are read afresh each time
+    get(admin, "units", kind="grid", zoom=12, bbox="103.99,30.59,104.03,30.62")
+    get(admin, "units", kind="grid", zoom=12, code=grid1.code)
+    get(admin, "units", kind="grid")
+    assert len(reads) == 4
+    # another scope: its own answer
+    assert set(by_code(get(chief, "units", kind="grid", zoom=12))) == {grid1.code}
+    assert set(by_code(get(admin, "units", kind="grid", zoom=12))) == {grid1.code, grid2.code}
+    # writes made without the ORM's signals change the answer at once
+    StaffAssignment.objects.filter(unit=grid1).update(end=D2024)
+    assert (
+        by_code(get(admin, "units", kind="grid", zoom=12))[grid1.code]["properties"]["band"]
+        == "missing"
+    )
+    Unit.objects.filter(pk=grid2.pk).update(name="东网格")
+    assert (
+        by_code(get(admin, "units", kind="grid", zoom=12))[grid2.code]["properties"]["name"]
+        == "东网格"
+    )
+    Unit.objects.filter(pk=grid2.pk).update(retired_on=D2024)
+    assert set(by_code(get(admin, "units", kind="grid", zoom=12))) == {grid1.code}
+
+
+def test_the_units_answer_is_sent_compressed_to_clients_that_take_gzip(admin, territory):
+    plain = admin.get("/maps/layers/units.geojson", {"kind": "grid", "zoom": 12})
+    assert "Content-Encoding" not in plain and "Accept-Encoding" in plain["Vary"]
+    for _ in range(2):  # made, then kept
+        packed = admin.get(
+            "/maps/layers/units.geojson",
+            {"kind": "grid", "zoom": 12},
+            HTTP_ACCEPT_ENCODING="br, gzip;q=0.9",
+        )
+        assert packed["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed["Vary"]
+        assert packed["Content-Type"] == "application/geo+json"
+        assert gzip.decompress(packed.content) == plain.content
+    download = admin.get(
+        "/maps/layers/units.geojson",
+        {"kind": "grid", "download": 1},
+        HTTP_ACCEPT_ENCODING="gzip",
+    )
+    assert download["Content-Disposition"] == 'attachment; filename="units.geojson"'
+    assert json.loads(gzip.decompress(download.content))["features"]
+
+
+def test_a_map_asking_for_a_text_sequence_gets_the_same_features_as_one(admin, territory):
+    """RFC 8142: the collection's members first (no features), then one feature per text,
+    each after an RS and before a line feed; compressed or not; other Accept headers get a
+    FeatureCollection."""
+    params = {"kind": "grid", "zoom": 12}
+    whole = admin.get("/maps/layers/units.geojson", params)
+    assert whole["Content-Type"] == "application/geo+json"
+    seq_type = "application/geo+json-seq"
+    accept = f"{seq_type}, application/geo+json;q=0.9, application/json;q=0.8"
+    for encoding in ("", "gzip"):
+        response = admin.get(
+            "/maps/layers/units.geojson",
+            params,
+            HTTP_ACCEPT=accept,
+            HTTP_ACCEPT_ENCODING=encoding,
+        )
+        assert response["Content-Type"] == seq_type
+        assert "Accept" in response["Vary"]
+        body = gzip.decompress(response.content) if encoding else response.content
+        text = body.decode()
+        assert text.startswith("\x1e") and text.endswith("\n")
+        head, *features = [json.loads(t) for t in text.split("\x1e")[1:]]
+        assert all(t.endswith("\n") for t in text.split("\x1e")[1:])
+        assert head == {"type": "FeatureCollection", "kind": "grid", "features": []}
+        assert features == whole.json()["features"] and len(features) == 2
+    for other in ("application/json", "*/*", "application/geo+json", "text/html"):
+        response = admin.get("/maps/layers/units.geojson", params, HTTP_ACCEPT=other)
+        assert response["Content-Type"] == "application/geo+json"
+        assert response.content == whole.content
+
+
+def test_a_kept_first_answer_follows_the_staff_day_and_the_setting(
+    admin, territory, settings, monkeypatch
+):
+    grid1 = territory["grid1"]
+    member = StaffMember.objects.create(name="李网格长")
+    StaffAssignment.objects.create(
+        member=member, unit=grid1, role="grid_chief", start=D2024, end=datetime.date(2030, 6, 1)
+    )
+    StaffAssignment.objects.create(member=member, unit=grid1, role="fulltime_member", start=D2024)
+
+    def band():
+        return by_code(get(admin, "units", kind="grid", zoom=12))[grid1.code]["properties"]["band"]
+
+    assert band() == "ok"  # 1 member per 300 households: 0.33 per 100
+    settings.WEIGE_MEMBERS_PER_100_HOUSEHOLDS = 1
+    assert band() == "thin"
+    monkeypatch.setattr(layers.timezone, "localdate", lambda: datetime.date(2030, 6, 2))
+    assert band() == "missing"  # the chief's assignment has ended
 
 
 def test_units_are_limited_to_the_users_scope_and_the_box(chief, admin, territory):

@@ -23,7 +23,7 @@
     var BAND = {ok: "#2e7d32", thin: "#f9a825", missing: "#c62828"};
     var WAIT_MS = 1500;
     var CHUNK = 500;  // features added per animation frame
-    var FIRST_CHUNK = 100;  // the first frame of a layer's first drawing: shows sooner
+    var FIRST_CHUNK = 20;  // the first frame of a layer's first drawing: shows sooner
     var POINT_STYLES = {problems: true, workstations: true, incidents: true};
     var DENSITY = ["#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704"];
 
@@ -83,12 +83,36 @@
         });
     }
 
+    // ---- answers -----------------------------------------------------------------------
+
+    // What layers ask for (maps.remote.ACCEPT): the units layer answers a GeoJSON text
+    // sequence (RFC 8142), any other layer GeoJSON.
+    var ACCEPT = "application/geo+json-seq, application/geo+json;q=0.9, application/json;q=0.8";
+
+    // An answer's data from its Content-Type and text. A text sequence becomes its first
+    // text (the collection's members) with `features` holding the features' texts still
+    // unparsed and `lazy` set: _draw parses them a chunk at a time, so the first features
+    // are drawn without waiting for the whole answer to be parsed.
+    function read(type, text) {
+        if (type.indexOf("application/geo+json-seq") !== 0) { return JSON.parse(text); }
+        var texts = text.split("\x1e");  // texts[0] is the empty string before the first RS
+        var data = JSON.parse(texts[1]);
+        data.features = texts.slice(2);
+        data.lazy = true;
+        return data;
+    }
+
+    function parsed(features, lazy) {
+        return lazy ? JSON.parse("[" + features.join(",") + "]") : features;
+    }
+
     // ---- renderers: (data, options) -> {layer, count} -------------------------------------
 
     // A GeoJSON layer whose features the RemoteLayer adds in chunks (see _draw).
     function geo(data, options) {
         var layer = L.geoJSON(null, options);
         layer._weigePending = data.features || [];
+        layer._weigeLazy = Boolean(data.lazy);
         return layer;
     }
 
@@ -457,10 +481,11 @@
                 box = map.getBounds().pad(0.2);
                 zoom = map.getZoom();
                 return fetch(self.url(box), {
-                    credentials: "same-origin", headers: {"Accept": "application/json"}
+                    credentials: "same-origin", headers: {"Accept": ACCEPT}
                 }).then(function (response) {
                     if (!response.ok) { throw new Error(String(response.status)); }
-                    return response.json();
+                    var type = response.headers.get("Content-Type") || "";
+                    return response.text().then(function (text) { return read(type, text); });
                 });
             };
             var early = this._takeEarly(map);
@@ -468,7 +493,8 @@
                 map.getContainer().dataset["early" + self._key()] = early.url;
                 return data;
             };
-            (early ? early.answer.then(marked, ask) : ask())
+            var fromEarly = function (got) { return marked(read(got.type, got.text)); };
+            (early ? early.answer.then(fromEarly, ask) : ask())
                 .then(function (data) {
                     if (seq !== self._seq || !self._onMap) { return; }
                     self._draw(data, {zoom: zoom, box: box});
@@ -531,7 +557,7 @@
                 if (seq !== self._seq || !self._onMap) { return; }  // a newer answer won
                 if (pending) {
                     var size = done ? CHUNK : first;
-                    layer.addData(pending.slice(done, done + size));
+                    layer.addData(parsed(pending.slice(done, done + size), layer._weigeLazy));
                     done += size;
                 }
                 if (previous) {
