@@ -402,7 +402,7 @@ def units_answer(user, kind: str, view: View, code: str | None = None) -> Answer
             features.append(feature(texts[i], properties, row["code"]))
     answer = Answer(features, kind=kind)
     if key is not None:
-        _summaries.put(key, answer)
+        _summaries.put(key, answer, sum(map(len, features)))
     return answer
 
 
@@ -426,37 +426,49 @@ def _summary_key(kind, view: View, state: str, ids: list[int], problems, per_100
 
 
 class _Recent:
-    """The last few answers of this process by key (least recently used dropped first)."""
+    """The most recently used answers of this process by key, within a total weight (the
+    least recently used dropped first)."""
 
-    def __init__(self, size: int):
-        self.size = size
-        self._items: dict = {}
+    def __init__(self, budget: int):
+        self.budget = budget
+        self._items: dict = {}  # key -> (value, weight), least recently used first
+        self._weight = 0
         self._lock = threading.Lock()
 
     def get(self, key):
         with self._lock:
             found = self._items.pop(key, None)
-            if found is not None:
-                self._items[key] = found  # now the most recent
-            return found
+            if found is None:
+                return None
+            self._items[key] = found  # now the most recent
+            return found[0]
 
-    def put(self, key, value) -> None:
+    def put(self, key, value, weight: int) -> None:
         with self._lock:
-            self._items.pop(key, None)
-            self._items[key] = value
-            while len(self._items) > self.size:
-                del self._items[next(iter(self._items))]
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._weight -= old[1]
+            if weight > self.budget:
+                return
+            self._items[key] = (value, weight)
+            self._weight += weight
+            while self._weight > self.budget:
+                _value, dropped = self._items.pop(next(iter(self._items)))
+                self._weight -= dropped
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._weight = 0
 
 
 # A page's first answer of the units layer (every grid or micro-grid in the user's scope,
 # summaries only), per scope: a district's 2,500 grids take ~40 ms to read and write, the
-# cached answer ~7 ms of checking that nothing changed. Keys in _summary_key; a few
-# scopes × kinds × zoom bands, up to ~1 MB each.
-_summaries = _Recent(16)
+# kept answer ~6 ms of checking that nothing changed. Keys in _summary_key; weighed by the
+# characters of their features (a district's grids ~0.75 M at zoom 12; an answer keeps its
+# features, its text forms and their compressions, about three times that in memory).
+SUMMARIES_BUDGET = 16_000_000
+_summaries = _Recent(SUMMARIES_BUDGET)
 
 
 def forget() -> None:

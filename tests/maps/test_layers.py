@@ -178,6 +178,31 @@ def test_a_pages_first_answer_is_kept_until_units_or_staff_change(
     assert set(by_code(get(admin, "units", kind="grid", zoom=12))) == {grid1.code}
 
 
+def test_kept_answers_stay_within_their_weight_least_recently_used_dropped_first():
+    recent = layers._Recent(10)
+    recent.put("a", "A", 4)
+    recent.put("b", "B", 4)
+    assert recent.get("a") == "A"  # now the most recent
+    recent.put("c", "C", 4)  # 12 > 10: b goes
+    assert recent.get("b") is None and recent.get("a") == "A" and recent.get("c") == "C"
+    recent.put("a", "A2", 6)  # replaced: 10
+    assert recent.get("a") == "A2" and recent.get("c") == "C"
+    recent.put("huge", "H", 11)  # heavier than everything: not kept, nothing dropped
+    assert recent.get("huge") is None and recent.get("a") == "A2" and recent.get("c") == "C"
+    recent.clear()
+    assert recent.get("a") is None
+
+
+def test_an_answer_heavier_than_the_budget_is_made_each_time(admin, territory, monkeypatch):
+    monkeypatch.setattr(layers, "_summaries", layers._Recent(10))  # smaller than any answer
+    reads = []
+    real = layers._unit_rows
+    monkeypatch.setattr(layers, "_unit_rows", lambda *a: reads.append(1) or real(*a))
+    first = get(admin, "units", kind="grid", zoom=12)
+    assert get(admin, "units", kind="grid", zoom=12) == first
+    assert len(reads) == 2
+
+
 def test_the_units_answer_is_sent_compressed_to_clients_that_take_gzip(admin, territory):
     plain = admin.get("/maps/layers/units.geojson", {"kind": "grid", "zoom": 12})
     assert "Content-Encoding" not in plain and "Accept-Encoding" in plain["Vary"]
