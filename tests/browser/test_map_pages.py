@@ -367,14 +367,19 @@ def test_a_wrong_guess_of_the_first_zoom_costs_one_request_more(page_for, city):
     assert_clean(page)
 
 
-def test_a_failed_early_request_is_asked_again(page_for, city):
+@pytest.mark.parametrize(
+    ("status", "content_type", "body"),
+    [(500, "text/plain", ""), (200, "application/geo+json-seq", '\x1e{"type": "Featu')],
+)
+def test_a_failed_early_request_is_asked_again(page_for, city, status, content_type, body):
+    """A refused early request, or an answer that cannot be read, is asked again by box."""
     page = page_for(city["admin"])
     failed = []
 
     def fail_once(route):
         if not failed and "bbox=" not in route.request.url:
             failed.append(route.request.url)
-            route.fulfill(status=500, body="")
+            route.fulfill(status=status, content_type=content_type, body=body)
         else:
             route.continue_()
 

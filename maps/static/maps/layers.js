@@ -493,8 +493,8 @@
                 map.getContainer().dataset["early" + self._key()] = early.url;
                 return data;
             };
-            var fromEarly = function (got) { return marked(read(got.type, got.text)); };
-            (early ? early.answer.then(fromEarly, ask) : ask())
+            var fromEarly = function (got) { return read(got.type, got.text); };
+            (early ? early.answer.then(fromEarly).then(marked, ask) : ask())
                 .then(function (data) {
                     if (seq !== self._seq || !self._onMap) { return; }
                     self._draw(data, {zoom: zoom, box: box});
