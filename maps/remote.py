@@ -151,7 +151,7 @@ EARLY_SCRIPT = """<script>
     }
     var url = f.url + (f.url.indexOf("?") < 0 ? "?" : "&") + "zoom=" + zoom;
     var answer = fetch(url, {credentials: "same-origin", headers: {"Accept": f.accept}})
-        .then(function (response) {  // read here, parsed by layers.js (weige.readAnswer)
+        .then(function (response) {  // read here, parsed by layers.js (its read())
             if (!response.ok) { throw new Error(String(response.status)); }
             var type = response.headers.get("Content-Type") || "";
             return response.text().then(function (text) { return {type: type, text: text}; });
