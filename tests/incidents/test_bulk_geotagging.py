@@ -136,3 +136,45 @@ def test_the_shrunk_micro_grids_stay_more_than_near_m_inside(small_territory):
 
     gap = shapely.distance(metres(shapely.boundary(micro)), metres(period.shrunk))
     assert len(gap) == 4 and np.all(gap > tagger.near_m) and np.all(gap < tagger.near_m + 1)
+
+
+def period_at(tagger, day):
+    return tagger._period(int(np.searchsorted(tagger.breaks, day.toordinal(), side="right")))
+
+
+def test_each_edge_is_indexed_once_with_every_version_whose_rings_hold_it(small_territory):
+    tagger = BulkGeotagger()
+    period = period_at(tagger, AT)
+    day = AT.toordinal()
+    expected = {}  # segment, its ends in either order -> versions with it in a ring
+    for v in np.flatnonzero((tagger.valid_from <= day) & (day < tagger.valid_to)):
+        for ring in shapely.get_rings(shapely.get_parts(tagger.geoms[v])):
+            coords = [tuple(c) for c in shapely.get_coordinates(ring)]
+            for a, b in zip(coords, coords[1:], strict=False):
+                expected.setdefault(frozenset((a, b)), set()).add(int(v))
+    found = {}
+    for i, (a, b) in enumerate(zip(period.seg_a, period.seg_b, strict=True)):
+        key = frozenset((tuple(a), tuple(b)))
+        assert key not in found  # each segment once
+        found[key] = set(period.seg_owners[period.seg_start[i] : period.seg_start[i + 1]].tolist())
+    assert found == expected
+    # the territory's edges are shared by neighbours and by their grids, communities, streets
+    assert sum(len(owners) > 1 for owners in found.values()) > len(found) / 2
+
+
+def test_the_discs_lie_inside_the_shrunk_micro_grids_and_settle_points(small_territory):
+    tagger = BulkGeotagger()
+    period = period_at(tagger, AT)
+    origin, scale = period.local_origin, period.local_scale
+    centres = shapely.points(np.column_stack([period.disc_x, period.disc_y]))
+    discs = shapely.buffer(centres, np.sqrt(period.disc_r2), quad_segs=64)
+    discs = shapely.transform(discs, lambda xy: xy / scale + origin)
+    assert len(discs) == len(period.shrunk) == 4 and np.all(period.disc_r2 > 0)
+    assert np.all(shapely.within(discs, period.shrunk))
+    # a good share of each shrunk micro-grid: the rectangles' short side, less the shrinking
+    assert np.all(shapely.area(discs) > 0.3 * shapely.area(period.shrunk))
+    lons, lats = tricky_points(np.random.default_rng(7))
+    p, s = period.shrunk_index.pairs(lons, lats)
+    dx = (lons[p] - origin[0]) * scale[0] - period.disc_x[s]
+    dy = (lats[p] - origin[1]) * scale[1] - period.disc_y[s]
+    assert (dx * dx + dy * dy < period.disc_r2[s]).sum() > 50  # the disc path is taken
