@@ -306,8 +306,9 @@ class _Period:
       with latitude) is farther than `near_m` from every other unit: the chain, no
       candidates (a disc inside each shrunk micro-grid settles most such points without a
       polygon test);
-    - any other point inside a clean core gets the chain and the units within `near_m`,
-      measured over the edges near it as the rule measures them (`_near`);
+    - any other point inside a clean core (known from the side of its nearest micro-grid
+      edge it lies on, `_inside`) gets the chain and the units within `near_m`, measured
+      over the edges near it as the rule measures them (`_near`);
     - the rest (outside every core, in a micro-grid that is not clean) goes through the rule
       itself (`BulkGeotagger._tag_exact`).
     """
@@ -324,19 +325,22 @@ class _Period:
         self.micro = micro
         self.chain = np.full((len(micro), MICRO), -1, dtype=np.int64)  # street, community, grid
         self.core = shapely.buffer(t.geoms[micro], -self.CORE_DEG, quad_segs=4)
+        shapely.prepare(self.core)
         clean = ~shapely.is_empty(self.core) & shapely.is_valid(t.geoms[micro])
         if len(micro):
             clean &= self._chains(valid)
             clean &= self._alone(valid)
         self.clean = clean
-        shapely.prepare(self.core)
-        self.core_index = _CellIndex(shapely.bounds(self.core[clean]))
-        self.core_of = np.flatnonzero(clean)  # position in self.micro of each indexed core
+        self.core_of = np.flatnonzero(clean)  # position in self.micro of each shrunk one
         depth = t.near_m * 1.03 / self._worst_scale() + 2 * self.CORE_DEG * METRES_PER_DEGREE
         self._shrink(t.geoms[micro[clean]], depth)
         shapely.prepare(self.shrunk)
-        self.shrunk_index = _CellIndex(shapely.bounds(self.shrunk), like=self.core_index)
-        self._segments(valid)
+        self.shrunk_index = _CellIndex(shapely.bounds(self.shrunk))
+        # position in self.micro of a version index (-1: not a micro-grid of the period)
+        self.micro_at = np.full(len(t.geoms), -1, dtype=np.int64)
+        self.micro_at[micro] = np.arange(len(micro))
+        # every point of a clean core outside the shrunk micro-grid has its edges in reach
+        self._segments(valid, reach_m=depth * 1.05)
 
     def _chains(self, valid: np.ndarray) -> np.ndarray:
         """Fill self.chain from the versions' parents; True where the chain is complete and
@@ -367,12 +371,14 @@ class _Period:
 
     def _alone(self, valid: np.ndarray) -> np.ndarray:
         """False for the micro-grids whose core a unit outside their chain meets."""
-        i, j = self.tagger.tree.query(self.core, predicate="intersects")
+        i, j = self.tagger.tree.query(self.core)  # boxes that meet: test only the others
         other = valid[j] & (j != self.micro[i])
         for level in range(MICRO):
             other &= j != self.chain[i, level]
+        i, j = i[other], j[other]
+        meets = shapely.intersects(self.core[i], self.tagger.geoms[j])  # the core prepared
         ok = np.ones(len(self.micro), dtype=bool)
-        ok[i[other]] = False
+        ok[i[meets]] = False
         return ok
 
     def _worst_scale(self) -> float:
@@ -436,18 +442,13 @@ class _Period:
         todo[p] = False
         # 2. inside the core of a clean micro-grid, near its edge
         rest = np.flatnonzero(todo)
-        p, c = self.core_index.pairs(lons[rest], lats[rest])
-        p = rest[p]
-        order = np.argsort(c, kind="stable")
-        p, c = p[order], c[order]
-        k = self.core_of[c]
-        inside = shapely.contains_xy(self.core[k], lons[p], lats[p])
-        p, k = p[inside], k[inside]
-        once = np.bincount(p, minlength=n)[p] == 1
-        p, k = p[once], k[once]
-        self._fill(result, p, k)
-        self._near(result, p, k, lons, lats)
-        todo[p] = False
+        x, y = lons[rest], lats[rest]
+        edges = self._edges(x, y)
+        k = self._inside(edges, x, y)
+        found = np.flatnonzero(k >= 0)
+        self._fill(result, rest[found], k[found])
+        self._near(result, rest, k, edges, y)
+        todo[rest[found]] = False
         # 3. everything else: the level-by-level rule
         rest = np.flatnonzero(todo)
         if rest.size:
@@ -461,45 +462,52 @@ class _Period:
         for level, (name, _kinds) in enumerate(LEVELS[:MICRO]):
             getattr(result, name)[p] = t.unit_id[self.chain[k, level]]
 
-    def _segments(self, valid: np.ndarray) -> None:
+    def _segments(self, valid: np.ndarray, reach_m: float) -> None:
         """The edges of the valid versions (all rings), each distinct segment once with the
         versions whose rings hold it (a shared edge is in the rings of the units on both
-        sides and of their ancestors), indexed by their boxes grown by the reach of the
-        near-boundary test."""
+        sides and of their ancestors) and the micro-grid whose inside lies to its left
+        (`seg_left`) and to its right (`seg_right`), looking from seg_a to seg_b (-1: none,
+        or more than one); indexed by their boxes grown by `reach_m` metres."""
         t = self.tagger
         versions = np.flatnonzero(valid)
         parts, part_of = shapely.get_parts(t.geoms[versions], return_index=True)
         rings, ring_of = shapely.get_rings(parts, return_index=True)
+        exterior = np.ones(len(rings), dtype=bool)  # a part's first ring is its shell
+        exterior[1:] = ring_of[1:] != ring_of[:-1]
+        # the inside is to the left of a counter-clockwise shell and of a clockwise hole
+        inside_left = exterior == shapely.is_ccw(rings)
         coords, coord_of = shapely.get_coordinates(rings, return_index=True)
         same = coord_of[:-1] == coord_of[1:]
         a, b = coords[:-1][same], coords[1:][same]
-        owner = versions[part_of[ring_of[coord_of[:-1][same]]]]
+        ring = coord_of[:-1][same]
+        owner = versions[part_of[ring_of[ring]]]
         # a segment's ends in one order, whichever way its ring runs
         swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
         a, b = np.where(swap[:, None], b, a), np.where(swap[:, None], a, b)
+        left = inside_left[ring] != swap
         key = np.ascontiguousarray(np.column_stack([a, b])).view(np.dtype((np.void, 32)))
         _keys, first, inverse = np.unique(key.ravel(), return_index=True, return_inverse=True)
         self.seg_a, self.seg_b = a[first], b[first]
         by_segment = np.argsort(inverse, kind="stable")
         self.seg_owners = owner[by_segment]
         self.seg_start = np.searchsorted(inverse[by_segment], np.arange(len(first) + 1))
+        micro = t.level[owner] == MICRO
+        for name, side in (("seg_left", micro & left), ("seg_right", micro & ~left)):
+            found = np.full(len(first), -1, dtype=np.int64)
+            found[inverse[side]] = owner[side]
+            found[np.bincount(inverse[side], minlength=len(first)) > 1] = -1
+            setattr(self, name, found)
         lat = float(np.abs(coords[:, 1]).max()) if len(coords) else 0.0
-        dlat = t.near_m / METRES_PER_DEGREE
+        dlat = reach_m / METRES_PER_DEGREE
         dlon = dlat / max(math.cos(math.radians(min(lat, 89.9))), 1e-6)
         lo = np.minimum(self.seg_a, self.seg_b) - (dlon, dlat)
         hi = np.maximum(self.seg_a, self.seg_b) + (dlon, dlat)
         self.seg_index = _CellIndex(np.column_stack([lo, hi]))
 
-    def _near(self, result: "BulkTags", p: np.ndarray, k: np.ndarray, lons, lats) -> None:
-        """Add the neighbours within near_m of points p inside clean micro-grids k.
-
-        Measured as the level-by-level rule measures them: the nearest point of the unit in
-        degrees (over the edges within reach), then metres with longitude scaled at the
-        point's latitude."""
-        t = self.tagger
-        if not len(p):
-            return
-        x, y = lons[p], lats[p]
+    def _edges(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(point, segment) for the segments in reach of each point, with the position of
+        the segment's point nearest to it (0 at seg_a, 1 at seg_b) and the offset from the
+        point to that nearest point, in degrees."""
         q, seg = self.seg_index.pairs(x, y)
         a, b = self.seg_a[seg], self.seg_b[seg]
         px, py = x[q], y[q]
@@ -510,6 +518,68 @@ class _Period:
         f = np.clip(np.nan_to_num(f), 0.0, 1.0)
         dx = a[:, 0] + f * ab[:, 0] - px
         dy = a[:, 1] + f * ab[:, 1] - py
+        return q, seg, f, dx, dy
+
+    def _inside(self, edges: tuple, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """For each point, the clean micro-grid (position in self.micro) whose core holds
+        it, found from its nearest micro-grid edge; -1 where there is none.
+
+        If q, the point of a micro-grid's edges nearest to the point, lies inside one edge
+        (not at its ends), the segment from the point to q meets no edge, so the point is
+        inside the micro-grid exactly when it is on the inside of that edge; and it is in
+        the micro-grid's core when it is more than twice CORE_DEG from every edge (the
+        buffer that made the core removes less than that). Where q is an end of the edge
+        or the point is that close to it, the cores of the micro-grids on both sides of
+        the edge are asked."""
+        q, seg, f, dx, dy = edges
+        k = np.full(len(x), -1, dtype=np.int64)
+        of_micro = np.flatnonzero((self.seg_left[seg] >= 0) | (self.seg_right[seg] >= 0))
+        d2 = dx[of_micro] ** 2 + dy[of_micro] ** 2
+        order = of_micro[np.lexsort((d2, q[of_micro]))]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = q[order][1:] != q[order][:-1]
+        best = order[first]  # each point's nearest micro-grid edge
+        pts, s = q[best], seg[best]
+        a, b = self.seg_a[s], self.seg_b[s]
+        cross = (b[:, 0] - a[:, 0]) * (y[pts] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (x[pts] - a[:, 0])
+        inner = f[best]
+        sure = (
+            (inner > 1e-9)
+            & (inner < 1 - 1e-9)
+            & (dx[best] ** 2 + dy[best] ** 2 > (2 * self.CORE_DEG) ** 2)
+        )
+        version = np.where(cross > 0, self.seg_left[s], self.seg_right[s])
+        self._take(k, pts[sure], version[sure])
+        for side in (self.seg_left, self.seg_right):
+            ask = np.flatnonzero(~sure)
+            ask = ask[k[pts[ask]] == -1]
+            version = side[s[ask]]
+            ask = ask[version >= 0]
+            at = self.micro_at[side[s[ask]]]
+            ask, at = ask[at >= 0], at[at >= 0]
+            ask, at = ask[self.clean[at]], at[self.clean[at]]
+            inside = shapely.contains_xy(self.core[at], x[pts[ask]], y[pts[ask]])
+            k[pts[ask[inside]]] = at[inside]
+        return k
+
+    def _take(self, k: np.ndarray, pts: np.ndarray, version: np.ndarray) -> None:
+        """k[pts] = the position in self.micro of each version, where it is a clean
+        micro-grid of the period."""
+        at = np.where(version >= 0, self.micro_at[version], -1)
+        clean = (at >= 0) & self.clean[np.maximum(at, 0)]
+        k[pts[clean]] = at[clean]
+
+    def _near(self, result: "BulkTags", p: np.ndarray, k: np.ndarray, edges: tuple, y) -> None:
+        """Add the neighbours within near_m of the points p found inside clean micro-grids
+        k (-1 where not), from their `edges` (`_edges`).
+
+        Measured as the level-by-level rule measures them: the nearest point of the unit in
+        degrees (over the edges within reach), then metres with longitude scaled at the
+        point's latitude."""
+        t = self.tagger
+        q, seg, _f, dx, dy = edges
+        keep = np.flatnonzero(k[q] >= 0)
+        q, seg, dx, dy = q[keep], seg[keep], dx[keep], dy[keep]
         d2 = dx * dx + dy * dy
         dlon = t.near_m / METRES_PER_DEGREE / np.maximum(np.cos(np.radians(y)), 1e-6)
         within = np.flatnonzero(d2 <= dlon[q] ** 2)
@@ -556,21 +626,16 @@ class _CellIndex:
 
     MAX_CELLS = 4_000_000
 
-    def __init__(self, bounds: np.ndarray, like: "_CellIndex | None" = None):
+    def __init__(self, bounds: np.ndarray):
         self.bounds = bounds
         if not len(bounds):
             self.cell, self.nx, self.ny = 1.0, 0, 0
             return
-        cell = None
-        if like is not None and like.nx:
-            self.x0, self.y0, cell = like.x0, like.y0, like.cell
-        else:
-            self.x0, self.y0 = float(bounds[:, 0].min()), float(bounds[:, 1].min())
+        self.x0, self.y0 = float(bounds[:, 0].min()), float(bounds[:, 1].min())
         width = float(bounds[:, 2].max()) - self.x0
         height = float(bounds[:, 3].max()) - self.y0
-        if cell is None:
-            sizes = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
-            cell = float(np.median(sizes)) / 4 or 1e-4
+        sizes = np.maximum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
+        cell = float(np.median(sizes)) / 4 or 1e-4
         while (width / cell + 1) * (height / cell + 1) > self.MAX_CELLS:
             cell *= 2
         self.cell = cell

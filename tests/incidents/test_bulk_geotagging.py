@@ -8,7 +8,7 @@ import pytest
 import shapely
 
 from incidents.geotagging import BulkGeotagger, geotag_point
-from tests.conftest import rect
+from tests.conftest import COMMUNITY, DISTRICT, STREET, rect
 
 pytestmark = pytest.mark.django_db
 
@@ -178,3 +178,37 @@ def test_the_discs_lie_inside_the_shrunk_micro_grids_and_settle_points(small_ter
     dx = (lons[p] - origin[0]) * scale[0] - period.disc_x[s]
     dy = (lats[p] - origin[1]) * scale[1] - period.disc_y[s]
     assert (dx * dx + dy * dy < period.disc_r2[s]).sum() > 50  # the disc path is taken
+
+
+@pytest.mark.parametrize("clockwise", [False, True])
+def test_a_micro_grid_around_another_is_found_from_either_side_of_the_hole(make_unit, clockwise):
+    # micro-grid "ring" is its grid with a hole, micro-grid "inner" fills the hole; rings
+    # stored in either direction: the side of an edge that is inside follows the direction.
+    def polygon(shell, holes=()):
+        made = shapely.Polygon(shell, holes)
+        return shapely.orient_polygons(made, exterior_cw=clockwise)
+
+    district = make_unit("district", DISTRICT, rect(103.9, 30.5, 104.2, 30.8))
+    street = make_unit("street", STREET, rect(103.99, 30.59, 104.03, 30.62), parent=district)
+    community = make_unit("community", COMMUNITY, rect(104.00, 30.60, 104.02, 30.61), parent=street)
+    code = f"{COMMUNITY}001"
+    grid = make_unit("grid", code, rect(104.00, 30.60, 104.02, 30.61), parent=community)
+    hole = [(104.008, 30.604), (104.012, 30.604), (104.012, 30.606), (104.008, 30.606)]
+    outer = [(104.00, 30.60), (104.02, 30.60), (104.02, 30.61), (104.00, 30.61)]
+    ring = make_unit("microgrid", f"{code}01", polygon(outer, [hole]), parent=grid)
+    inner = make_unit("microgrid", f"{code}02", polygon(hole), parent=grid)
+    per_deg_lon = METRES * np.cos(np.radians(30.605))
+    lons, lats, expected = [], [], []
+    for metres in (0.5, 2.0, 4.9, 5.1):
+        for sign, unit in ((-1, inner), (1, ring)):  # west edge of the hole: inner is east
+            lons.append(104.008 - sign * metres / per_deg_lon), lats.append(30.605)
+            expected.append(unit.pk)
+            lons.append(104.01), lats.append(30.606 + sign * metres / METRES)  # north edge
+            expected.append(unit.pk)
+    lons, lats = np.array(lons), np.array(lats)
+    tagger = BulkGeotagger()
+    period = period_at(tagger, AT)
+    k = period._inside(period._edges(lons, lats), lons, lats)
+    assert np.all(k >= 0)  # all settled by their nearest edge, none left to the rule
+    assert tagger.unit_id[period.micro[k]].tolist() == expected
+    assert_same(lons, lats, [AT] * len(lons), lambda i: AT)
