@@ -481,16 +481,25 @@ class _Period:
         a, b = coords[:-1][same], coords[1:][same]
         ring = coord_of[:-1][same]
         owner = versions[part_of[ring_of[ring]]]
-        # a segment's ends in one order, whichever way its ring runs
-        swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
+        # number the distinct vertices in (x, y) order; a segment runs from its lower
+        # vertex to its higher one, whichever way its ring runs
+        _xy, vertex = np.unique(coords.view(np.complex128).ravel(), return_inverse=True)
+        va, vb = vertex[:-1][same], vertex[1:][same]
+        swap = va > vb
         a, b = np.where(swap[:, None], b, a), np.where(swap[:, None], a, b)
         left = inside_left[ring] != swap
-        key = np.ascontiguousarray(np.column_stack([a, b])).view(np.dtype((np.void, 32)))
-        _keys, first, inverse = np.unique(key.ravel(), return_index=True, return_inverse=True)
+        key = np.minimum(va, vb) * (int(vertex.max(initial=0)) + 1) + np.maximum(va, vb)
+        by_segment = np.argsort(key)  # each segment's instances together
+        key = key[by_segment]
+        new = np.ones(len(key), dtype=bool)
+        new[1:] = key[1:] != key[:-1]
+        starts = np.flatnonzero(new)
+        first = by_segment[starts]
+        inverse = np.empty(len(key), dtype=np.int64)
+        inverse[by_segment] = np.cumsum(new) - 1
         self.seg_a, self.seg_b = a[first], b[first]
-        by_segment = np.argsort(inverse, kind="stable")
         self.seg_owners = owner[by_segment]
-        self.seg_start = np.searchsorted(inverse[by_segment], np.arange(len(first) + 1))
+        self.seg_start = np.append(starts, len(key))
         micro = t.level[owner] == MICRO
         for name, side in (("seg_left", micro & left), ("seg_right", micro & ~left)):
             found = np.full(len(first), -1, dtype=np.int64)
@@ -648,9 +657,10 @@ class _CellIndex:
         owner = np.repeat(np.arange(len(bounds)), count)
         k = np.arange(len(owner)) - np.repeat(np.cumsum(count) - count, count)
         cells = (ix0[owner] + k // h[owner]) * self.ny + iy0[owner] + k % h[owner]
-        order = np.argsort(cells, kind="stable")
+        order = np.argsort(cells)
         self.items = owner[order]
-        self.start = np.searchsorted(cells[order], np.arange(self.nx * self.ny + 1))
+        self.start = np.zeros(self.nx * self.ny + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cells, minlength=self.nx * self.ny), out=self.start[1:])
 
     def _cells(self, x, y):
         ix = np.clip(np.floor((x - self.x0) / self.cell), 0, self.nx - 1).astype(np.int64)
