@@ -5,9 +5,9 @@ Two paths, one answer:
   grids.lookup, at the incident's report date.
 - `BulkGeotagger` for imports of many points: the boundary versions of the chain kinds are
   loaded once and points are tagged in vectorised batches, each at its own date (a version
-  counts when valid_from <= date < valid_to). Most points are settled by containment tests
-  against micro-grids shrunk by the near-boundary distance and by the edges near them; the
-  rest go through the level-by-level rule itself (see `_Period`).
+  counts when valid_from <= date < valid_to). Most points are settled by the edges near
+  them or, away from every edge, by one containment test; the rest go through the
+  level-by-level rule itself (see `_Period`).
 
 Both apply the same rules as grids.lookup: a point covered by several units of a level (on a
 shared edge) goes to the one under the unit chosen one level up, then the lowest code; units
@@ -301,19 +301,20 @@ class _Period:
     meets the core. For a point inside the core of a clean micro-grid the level-by-level
     rule must choose the micro-grid and its ancestors (nothing else covers the point), so:
 
-    - a point inside the clean micro-grid shrunk by a little more than `near_m` (in local
-      metres, allowing for the polygonal arcs of the erosion and for the change of scale
-      with latitude) is farther than `near_m` from every other unit: the chain, no
-      candidates (a disc inside each shrunk micro-grid settles most such points without a
-      polygon test);
-    - any other point inside a clean core (known from the side of its nearest micro-grid
-      edge it lies on, `_inside`) gets the chain and the units within `near_m`, measured
-      over the edges near it as the rule measures them (`_near`);
-    - the rest (outside every core, in a micro-grid that is not clean) goes through the rule
+    - a point with an edge of a micro-grid within reach (the edges are indexed by their
+      boxes grown by a little more than `near_m`) is in the core of a clean micro-grid if
+      the side of its nearest micro-grid edge it lies on says so (`_inside`): it gets the
+      chain and the units within `near_m`, measured over the edges near it as the rule
+      measures them (`_near`);
+    - a point with no micro-grid edge within reach that lies in a clean micro-grid is in
+      its core, and farther than `near_m` from every unit of the chain kinds (none meets
+      the core, which holds every point within that distance): the chain, no candidates;
+    - the rest (outside every micro-grid, in one that is not clean) goes through the rule
       itself (`BulkGeotagger._tag_exact`).
     """
 
     CORE_DEG = 1e-7  # degrees: 1.1 cm north-south, less east-west
+    REACH = 1.05  # edges are indexed this many times near_m around (plus 2 CORE_DEG)
 
     def __init__(self, tagger: BulkGeotagger, day: int):
         t = tagger
@@ -331,16 +332,12 @@ class _Period:
             clean &= self._chains(valid)
             clean &= self._alone(valid)
         self.clean = clean
-        self.core_of = np.flatnonzero(clean)  # position in self.micro of each shrunk one
-        depth = t.near_m * 1.03 / self._worst_scale() + 2 * self.CORE_DEG * METRES_PER_DEGREE
-        self._shrink(t.geoms[micro[clean]], depth)
-        shapely.prepare(self.shrunk)
-        self.shrunk_index = _CellIndex(shapely.bounds(self.shrunk))
+        self.clean_micro = np.flatnonzero(clean)  # position in self.micro of each indexed
+        self.micro_index = _CellIndex(shapely.bounds(t.geoms[micro[clean]]))  # their boxes
         # position in self.micro of a version index (-1: not a micro-grid of the period)
         self.micro_at = np.full(len(t.geoms), -1, dtype=np.int64)
         self.micro_at[micro] = np.arange(len(micro))
-        # every point of a clean core outside the shrunk micro-grid has its edges in reach
-        self._segments(valid, reach_m=depth * 1.05)
+        self._segments(valid, reach_m=self.REACH * t.near_m + 2 * self.CORE_DEG * METRES_PER_DEGREE)
 
     def _chains(self, valid: np.ndarray) -> np.ndarray:
         """Fill self.chain from the versions' parents; True where the chain is complete and
@@ -381,74 +378,32 @@ class _Period:
         ok[i[meets]] = False
         return ok
 
-    def _worst_scale(self) -> float:
-        """How much shorter, at worst, the rule's metres (longitude scaled at the point's
-        latitude) are than those of `_shrink` (scaled at the middle latitude)."""
-        if not len(self.micro):
-            return 1.0
-        _xmin, ymin, _xmax, ymax = shapely.total_bounds(self.tagger.geoms[self.micro])
-        cos0 = math.cos(math.radians((ymin + ymax) / 2))
-        return min(1.0, math.cos(math.radians(min(max(abs(ymin), abs(ymax)), 89.9))) / cos0)
-
-    def _shrink(self, geoms: np.ndarray, depth: float) -> None:
-        """The clean micro-grids `geoms` shrunk by `depth` metres (`self.shrunk`, the empty
-        ones left out), eroded in a local equirectangular projection (the arcs are polygons
-        of 4 segments a quarter, which cut into them by less than 2%); and a disc inside
-        each, in that projection: around its centroid, up to its nearest edge. A point in
-        the disc is in the shrunk micro-grid without a polygon test."""
-        if not len(geoms):
-            self.shrunk, self.shrunk_of = geoms, np.zeros(0, dtype=np.int64)
-            self.local_origin = self.local_scale = np.zeros(2)
-            self.disc_x = self.disc_y = self.disc_r2 = np.zeros(0)
-            return
-        xmin, ymin, _xmax, ymax = shapely.total_bounds(self.tagger.geoms[self.micro])
-        lat0 = (ymin + ymax) / 2
-        scale = np.array([METRES_PER_DEGREE * math.cos(math.radians(lat0)), METRES_PER_DEGREE])
-        origin = np.array([xmin, lat0])
-        local = shapely.buffer(
-            shapely.transform(geoms, lambda xy: (xy - origin) * scale), -depth, quad_segs=4
-        )
-        nonempty = ~shapely.is_empty(local)
-        local = local[nonempty]
-        self.shrunk_of = self.core_of[nonempty]
-        self.shrunk = shapely.transform(local, lambda xy: xy / scale + origin)
-        self.local_origin, self.local_scale = origin, scale
-        centre = shapely.centroid(local)
-        self.disc_x, self.disc_y = shapely.get_x(centre), shapely.get_y(centre)
-        radius = shapely.distance(centre, shapely.boundary(local))
-        inside = shapely.contains_xy(local, self.disc_x, self.disc_y)
-        # a little smaller, so that rounding cannot take a point of its edge inside it
-        self.disc_r2 = np.where(inside, radius * radius * (1 - 1e-9), -1.0)
-
     def tag(self, result: "BulkTags", lons, lats, days) -> None:
         t = self.tagger
         n = len(lons)
         if not self.any_valid:
             return
         todo = np.ones(n, dtype=bool)
-        # 1. deep inside a clean micro-grid
-        p, s = self.shrunk_index.pairs(lons, lats)
-        (ox, oy), (sx, sy) = self.local_origin, self.local_scale
-        dx = (lons[p] - ox) * sx - self.disc_x[s]
-        dy = (lats[p] - oy) * sy - self.disc_y[s]
-        hit = dx * dx + dy * dy < self.disc_r2[s]
-        test = np.flatnonzero(~hit)
-        test = test[np.argsort(s[test], kind="stable")]  # one polygon's points together
-        hit[test] = shapely.contains_xy(self.shrunk[s[test]], lons[p[test]], lats[p[test]])
-        p, s = p[hit], s[hit]
-        once = np.bincount(p, minlength=n)[p] == 1
-        p, k = p[once], self.shrunk_of[s[once]]
-        self._fill(result, p, k)
-        todo[p] = False
-        # 2. inside the core of a clean micro-grid, near its edge
-        rest = np.flatnonzero(todo)
-        x, y = lons[rest], lats[rest]
-        edges = self._edges(x, y)
-        k = self._inside(edges, x, y)
+        # 1. near an edge of a clean micro-grid
+        edges = self._edges(lons, lats)
+        k, near_edge = self._inside(edges, lons, lats)
         found = np.flatnonzero(k >= 0)
-        self._fill(result, rest[found], k[found])
-        self._near(result, rest, k, edges, y)
-        todo[rest[found]] = False
+        self._fill(result, found, k[found])
+        self._near(result, np.arange(n), k, edges, lats)
+        todo[found] = False
+        # 2. farther than the reach from every micro-grid edge: deep inside a clean
+        # micro-grid (the chain, no candidates) or away from them all
+        deep = np.flatnonzero(~near_edge)
+        p, c = self.micro_index.pairs(lons[deep], lats[deep])
+        p, c = deep[p], self.clean_micro[c]
+        order = np.argsort(c, kind="stable")  # one polygon's points together
+        p, c = p[order], c[order]
+        inside = shapely.contains_xy(t.geoms[self.micro[c]], lons[p], lats[p])
+        p, c = p[inside], c[inside]
+        once = np.bincount(p, minlength=n)[p] == 1
+        p, c = p[once], c[once]
+        self._fill(result, p, c)
+        todo[p] = False
         # 3. everything else: the level-by-level rule
         rest = np.flatnonzero(todo)
         if rest.size:
@@ -543,11 +498,9 @@ class _Period:
         q, seg, f, dx, dy = edges
         k = np.full(len(x), -1, dtype=np.int64)
         of_micro = np.flatnonzero((self.seg_left[seg] >= 0) | (self.seg_right[seg] >= 0))
-        d2 = dx[of_micro] ** 2 + dy[of_micro] ** 2
-        order = of_micro[np.lexsort((d2, q[of_micro]))]
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = q[order][1:] != q[order][:-1]
-        best = order[first]  # each point's nearest micro-grid edge
+        near_edge = np.zeros(len(x), dtype=bool)
+        near_edge[q[of_micro]] = True
+        best = of_micro[_first_least(q[of_micro], dx[of_micro] ** 2 + dy[of_micro] ** 2)]
         pts, s = q[best], seg[best]
         a, b = self.seg_a[s], self.seg_b[s]
         cross = (b[:, 0] - a[:, 0]) * (y[pts] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (x[pts] - a[:, 0])
@@ -569,7 +522,7 @@ class _Period:
             ask, at = ask[self.clean[at]], at[self.clean[at]]
             inside = shapely.contains_xy(self.core[at], x[pts[ask]], y[pts[ask]])
             k[pts[ask[inside]]] = at[inside]
-        return k
+        return k, near_edge
 
     def _take(self, k: np.ndarray, pts: np.ndarray, version: np.ndarray) -> None:
         """k[pts] = the position in self.micro of each version, where it is a clean
@@ -604,11 +557,11 @@ class _Period:
         for level in range(MICRO):
             mine |= owner == self.chain[kq, level]
         q, owner, dx, dy, d2 = q[~mine], owner[~mine], dx[~mine], dy[~mine], d2[~mine]
-        order = np.lexsort((d2, owner, q))
+        # the nearest edge of each unit to each point
+        pair = q * len(t.geoms) + owner
+        order = np.argsort(pair)
+        order = order[_first_least(pair[order], d2[order])]
         q, owner, dx, dy = q[order], owner[order], dx[order], dy[order]
-        first = np.ones(len(q), dtype=bool)
-        first[1:] = (q[1:] != q[:-1]) | (owner[1:] != owner[:-1])
-        q, owner, dx, dy = q[first], owner[first], dx[first], dy[first]
         metres = np.hypot(dx * METRES_PER_DEGREE * np.cos(np.radians(y[q])), dy * METRES_PER_DEGREE)
         near = metres <= t.near_m
         q, owner, metres = q[near], owner[near], metres[near]
@@ -616,6 +569,22 @@ class _Period:
         chosen = np.column_stack([self.chain, self.micro])[k[q], level]
         result.near_boundary[p[q]] = True
         result.add_candidates(t, p[q], owner, metres, chosen)
+
+
+def _first_least(group: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """The position of the first least value of each run of equal `group` values (the
+    groups come in runs: the pairs of one point together)."""
+    if not len(group):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1]]))
+    least = np.minimum.reduceat(value, starts)
+    run = np.zeros(len(group), dtype=np.int64)
+    run[starts[1:]] = 1
+    run = np.cumsum(run)
+    at_least = np.flatnonzero(value == least[run])
+    first = np.ones(len(at_least), dtype=bool)
+    first[1:] = run[at_least][1:] != run[at_least][:-1]
+    return at_least[first]
 
 
 def _metres(geoms: np.ndarray, points: np.ndarray, lats: np.ndarray) -> np.ndarray:

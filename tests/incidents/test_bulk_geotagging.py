@@ -54,6 +54,10 @@ def assert_same(lons, lats, days_or_dates, at_of):
         assert sorted(tag.candidates, key=repr) == sorted(one.candidates, key=repr), (lon, lat)
 
 
+def period_at(tagger, day):
+    return tagger._period(int(np.searchsorted(tagger.breaks, day.toordinal(), side="right")))
+
+
 def test_every_path_agrees_with_the_single_lookup(small_territory):
     lons, lats = tricky_points(np.random.default_rng(18))
     days = np.full(len(lons), AT.toordinal())
@@ -125,21 +129,26 @@ def test_no_points_and_no_territory(db):
     assert tags[0].unassigned and tags[0].street is None
 
 
-def test_the_shrunk_micro_grids_stay_more_than_near_m_inside(small_territory):
+def test_points_with_no_micro_grid_edge_in_reach_are_farther_than_near_m_from_every_edge(
+    small_territory,
+):
     tagger = BulkGeotagger()
-    period = tagger._period(int(np.searchsorted(tagger.breaks, AT.toordinal(), side="right")))
-    micro = tagger.geoms[period.micro[period.shrunk_of]]
+    period = period_at(tagger, AT)
+    lons, lats = tricky_points(np.random.default_rng(11), n=3000)
+    _k, near_edge = period._inside(period._edges(lons, lats), lons, lats)
     scale = np.array([METRES * np.cos(np.radians(30.61)), METRES])  # the most northern point
-
-    def metres(geoms):
-        return shapely.transform(geoms, lambda xy: xy * scale)
-
-    gap = shapely.distance(metres(shapely.boundary(micro)), metres(period.shrunk))
-    assert len(gap) == 4 and np.all(gap > tagger.near_m) and np.all(gap < tagger.near_m + 1)
-
-
-def period_at(tagger, day):
-    return tagger._period(int(np.searchsorted(tagger.breaks, day.toordinal(), side="right")))
+    day = AT.toordinal()
+    valid = (tagger.valid_from <= day) & (day < tagger.valid_to)
+    edges = shapely.union_all(shapely.boundary(tagger.geoms[valid]))
+    points = shapely.points(np.column_stack([lons, lats]) * scale)
+    metres = shapely.distance(shapely.transform(edges, lambda xy: xy * scale), points)
+    deep = ~near_edge
+    assert deep.sum() > 1000 and near_edge.sum() > 150
+    assert np.all(metres[deep] > tagger.near_m)
+    # and every point within near_m of an edge of a micro-grid has one in reach
+    micro = shapely.union_all(shapely.boundary(tagger.geoms[valid & (tagger.level == 3)]))
+    to_micro = shapely.distance(shapely.transform(micro, lambda xy: xy * scale), points)
+    assert np.all(near_edge[to_micro <= tagger.near_m])
 
 
 def test_each_edge_is_indexed_once_with_every_version_whose_rings_hold_it(small_territory):
@@ -160,24 +169,6 @@ def test_each_edge_is_indexed_once_with_every_version_whose_rings_hold_it(small_
     assert found == expected
     # the territory's edges are shared by neighbours and by their grids, communities, streets
     assert sum(len(owners) > 1 for owners in found.values()) > len(found) / 2
-
-
-def test_the_discs_lie_inside_the_shrunk_micro_grids_and_settle_points(small_territory):
-    tagger = BulkGeotagger()
-    period = period_at(tagger, AT)
-    origin, scale = period.local_origin, period.local_scale
-    centres = shapely.points(np.column_stack([period.disc_x, period.disc_y]))
-    discs = shapely.buffer(centres, np.sqrt(period.disc_r2), quad_segs=64)
-    discs = shapely.transform(discs, lambda xy: xy / scale + origin)
-    assert len(discs) == len(period.shrunk) == 4 and np.all(period.disc_r2 > 0)
-    assert np.all(shapely.within(discs, period.shrunk))
-    # a good share of each shrunk micro-grid: the rectangles' short side, less the shrinking
-    assert np.all(shapely.area(discs) > 0.3 * shapely.area(period.shrunk))
-    lons, lats = tricky_points(np.random.default_rng(7))
-    p, s = period.shrunk_index.pairs(lons, lats)
-    dx = (lons[p] - origin[0]) * scale[0] - period.disc_x[s]
-    dy = (lats[p] - origin[1]) * scale[1] - period.disc_y[s]
-    assert (dx * dx + dy * dy < period.disc_r2[s]).sum() > 50  # the disc path is taken
 
 
 @pytest.mark.parametrize("clockwise", [False, True])
@@ -208,7 +199,7 @@ def test_a_micro_grid_around_another_is_found_from_either_side_of_the_hole(make_
     lons, lats = np.array(lons), np.array(lats)
     tagger = BulkGeotagger()
     period = period_at(tagger, AT)
-    k = period._inside(period._edges(lons, lats), lons, lats)
+    k, _near_edge = period._inside(period._edges(lons, lats), lons, lats)
     assert np.all(k >= 0)  # all settled by their nearest edge, none left to the rule
     assert tagger.unit_id[period.micro[k]].tolist() == expected
     assert_same(lons, lats, [AT] * len(lons), lambda i: AT)
