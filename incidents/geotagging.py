@@ -484,9 +484,10 @@ class _Period:
         dy = a[:, 1] + f * ab[:, 1] - py
         return q, seg, f, dx, dy
 
-    def _inside(self, edges: tuple, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _inside(self, edges: tuple, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """For each point, the clean micro-grid (position in self.micro) whose core holds
-        it, found from its nearest micro-grid edge; -1 where there is none.
+        it, found from its nearest micro-grid edge (-1 where there is none), and whether a
+        micro-grid edge is within reach of it at all.
 
         If q, the point of a micro-grid's edges nearest to the point, lies inside one edge
         (not at its ends), the segment from the point to q meets no edge, so the point is
@@ -516,8 +517,8 @@ class _Period:
             ask = np.flatnonzero(~sure)
             ask = ask[k[pts[ask]] == -1]
             version = side[s[ask]]
-            ask = ask[version >= 0]
-            at = self.micro_at[side[s[ask]]]
+            ask, version = ask[version >= 0], version[version >= 0]
+            at = self.micro_at[version]
             ask, at = ask[at >= 0], at[at >= 0]
             ask, at = ask[self.clean[at]], at[self.clean[at]]
             inside = shapely.contains_xy(self.core[at], x[pts[ask]], y[pts[ask]])
