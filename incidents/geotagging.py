@@ -389,7 +389,7 @@ class _Period:
         k, near_edge = self._inside(edges, lons, lats)
         found = np.flatnonzero(k >= 0)
         self._fill(result, found, k[found])
-        self._near(result, np.arange(n), k, edges, lats)
+        self._near(result, k, edges, lats)
         todo[found] = False
         # 2. farther than the reach from every micro-grid edge: deep inside a clean
         # micro-grid (the chain, no candidates) or away from them all
@@ -532,9 +532,9 @@ class _Period:
         clean = (at >= 0) & self.clean[np.maximum(at, 0)]
         k[pts[clean]] = at[clean]
 
-    def _near(self, result: "BulkTags", p: np.ndarray, k: np.ndarray, edges: tuple, y) -> None:
-        """Add the neighbours within near_m of the points p found inside clean micro-grids
-        k (-1 where not), from their `edges` (`_edges`).
+    def _near(self, result: "BulkTags", k: np.ndarray, edges: tuple, y) -> None:
+        """Add the neighbours within near_m of the points found inside clean micro-grids k
+        (-1 where not), from their `edges` (`_edges`).
 
         Measured as the level-by-level rule measures them: the nearest point of the unit in
         degrees (over the edges within reach), then metres with longitude scaled at the
@@ -568,8 +568,8 @@ class _Period:
         q, owner, metres = q[near], owner[near], metres[near]
         level = t.level[owner]
         chosen = np.column_stack([self.chain, self.micro])[k[q], level]
-        result.near_boundary[p[q]] = True
-        result.add_candidates(t, p[q], owner, metres, chosen)
+        result.near_boundary[q] = True
+        result.add_candidates(t, q, owner, metres, chosen)
 
 
 def _first_least(group: np.ndarray, value: np.ndarray) -> np.ndarray:
