@@ -110,6 +110,8 @@ def district_map(
         prefer_canvas=False,
     )
     basemaps.add_basemap(fmap, basemap)
+    if bounds and not start:  # before the layers: they are added at the view they draw
+        fmap.fit_bounds(bounds)
     labels = js_labels()
     for spec in layers:
         RemoteLayer(
@@ -133,8 +135,6 @@ def district_map(
     StatusLine().add_to(fmap)
     legend.add_to(fmap)
     folium.LayerControl(collapsed=False, position="topright").add_to(fmap)
-    if bounds and not start:
-        fmap.fit_bounds(bounds)
     return fmap
 
 

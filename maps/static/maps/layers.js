@@ -411,13 +411,22 @@
                 this._waitTimer = setTimeout(go, WAIT_MS);
                 return;
             }
-            // The first fetch goes as soon as the page's script has set the view (its
-            // fitBounds moves the map again within the script: still no wait), later ones
-            // once the map has been still for a moment.
-            this._timer = setTimeout(function () {
-                self._fetched = true;
-                self._refresh();
-            }, this._fetched ? 60 : 0);
+            // The first fetch goes as soon as the script that added the layer has run: a
+            // microtask sees the view its fitBounds set, and an answer already in (the
+            // early request) is drawn before the browser next paints the page. Later
+            // fetches go once the map has been still for a moment.
+            if (!this._fetched) {
+                if (this._queued) { return; }
+                this._queued = true;
+                Promise.resolve().then(function () {
+                    self._queued = false;
+                    if (self._fetched || !self._onMap) { return; }
+                    self._fetched = true;
+                    self._refresh();
+                });
+                return;
+            }
+            this._timer = setTimeout(function () { self._refresh(); }, 60);
         },
 
         onRemove: function (map) {
