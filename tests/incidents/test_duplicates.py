@@ -29,18 +29,6 @@ M_PER_DEG_LAT = 110_850.0  # near 30.6° N, close enough for placing test points
 
 
 @pytest.fixture
-def manhole():
-    # Seeded by migrations; a transactional test run before this one may have flushed them.
-    from grids.roles import sync_groups
-    from incidents.categories import load_seed
-
-    if not Category.objects.filter(code="C0101").exists():
-        load_seed()
-        sync_groups()
-    return Category.objects.get(code="C0101")  # duplicate radius 30 m
-
-
-@pytest.fixture
 def other_category(manhole):
     return Category.objects.exclude(pk=manhole.pk).filter(active=True).first()
 

@@ -12,7 +12,7 @@ from django.db import connection
 
 from gis.crs import wgs84_to_gcj02
 from incidents import importing
-from incidents.models import Category, Incident, Source, TimelineEntry
+from incidents.models import Incident, Source, TimelineEntry
 from incidents.services.intake import Report, deadline_for, report_incident
 from incidents.workflow import State
 
@@ -20,18 +20,6 @@ pytestmark = pytest.mark.django_db
 
 SH = ZoneInfo("Asia/Shanghai")
 HEADER = "id,lon,lat,category,time\n"
-
-
-@pytest.fixture
-def manhole():
-    # Seeded by migrations; a transactional test run before this one may have flushed them.
-    from grids.roles import sync_groups
-    from incidents.categories import load_seed
-
-    if not Category.objects.filter(code="C0101").exists():
-        load_seed()
-        sync_groups()
-    return Category.objects.get(code="C0101")  # urgent 2, normal 8 working hours
 
 
 def write(tmp_path, name, text, encoding="utf-8"):

@@ -25,18 +25,6 @@ MISSING = 987_654_321
 
 
 @pytest.fixture
-def manhole():
-    from grids.roles import sync_groups
-    from incidents.categories import load_seed
-    from incidents.models import Category
-
-    if not Category.objects.filter(code="C0101").exists():
-        load_seed()
-        sync_groups()
-    return Category.objects.get(code="C0101")
-
-
-@pytest.fixture
 def csv_file(tmp_path):
     path = tmp_path / "keys.csv"
     path.write_text(HEADER + ROWS, encoding="utf-8")

@@ -25,18 +25,6 @@ SH = ZoneInfo("Asia/Shanghai")
 MONDAY_9 = datetime.datetime(2025, 6, 9, 9, 0, tzinfo=SH)
 
 
-@pytest.fixture
-def manhole():
-    # Seeded by migrations; a transactional test run before this one may have flushed them.
-    from grids.roles import sync_groups
-    from incidents.categories import load_seed
-
-    if not Category.objects.filter(code="C0101").exists():
-        load_seed()
-        sync_groups()
-    return Category.objects.get(code="C0101")  # urgent 2, normal 8 working hours
-
-
 def login(django_user_model, name, group):
     user = django_user_model.objects.create_user(name, password="pw-123456")
     user.groups.add(Group.objects.get(name=group))

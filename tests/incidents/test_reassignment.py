@@ -6,7 +6,6 @@ import pytest
 from django.core.management import call_command
 
 from grids.services.boundaries import revise_unit
-from incidents.models import Category
 from incidents.services.intake import Report, report_incident
 from incidents.services.reassignment import reassign_open_incidents
 from incidents.workflow import State
@@ -17,15 +16,6 @@ pytestmark = pytest.mark.django_db
 SH = ZoneInfo("Asia/Shanghai")
 REPORTED = datetime.datetime(2025, 6, 9, 9, 0, tzinfo=SH)
 CHANGE = datetime.date(2025, 7, 1)
-
-
-@pytest.fixture
-def manhole():
-    from incidents.categories import load_seed
-
-    if not Category.objects.filter(code="C0101").exists():
-        load_seed()
-    return Category.objects.get(code="C0101")
 
 
 def report(lon, lat, category):
