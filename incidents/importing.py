@@ -45,7 +45,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -669,14 +669,20 @@ class _Table:
         quote = connection.ops.quote_name
         self.columns = ", ".join(quote(f.column) for f in fields)
 
-    def check_keys(self, cursor, given: dict) -> None:
+    def key_fields(self) -> list:
+        """The fields whose column has a foreign-key constraint in the database."""
+        return [f for f in self.fields if isinstance(f, models.ForeignKey) and f.db_constraint]
+
+    def check_keys(self, cursor, given: dict, own: Collection[str] = ()) -> None:
         """Check the foreign keys of the rows just written from `given` (as insert takes it)
         with one query per key: each referenced row must exist, and it is locked FOR KEY
         SHARE until the transaction ends, as PostgreSQL's own check of each row locks it.
-        Raises IntegrityError naming the column and the missing values."""
+        Fields in `own` refer to rows this transaction has just written itself (they exist,
+        and no one else sees them yet), and are not asked about. Raises IntegrityError
+        naming the column and the missing values."""
         quote = self.connection.ops.quote_name
-        for f in self.fields:
-            if not (f.many_to_one and f.db_constraint):
+        for f in self.key_fields():
+            if f.attname in own:
                 continue
             values = given.get(f.attname, self.defaults.get(f.attname))
             if not isinstance(values, list | tuple | np.ndarray):
@@ -872,7 +878,6 @@ class _Writer:
     def __init__(self, connection, incident_fields: set[str]):
         self.connection = connection
         self.postgres = connection.vendor == "postgresql"
-        self.checks_keys = self.postgres and _may_skip_row_key_checks(connection)
         fields = set(incident_fields) | {"created_at"}
         if self.postgres:  # ids are drawn from the sequence first, so COPY can write them
             fields.add(Incident._meta.pk.attname)
@@ -880,11 +885,14 @@ class _Writer:
         self.entries = _Table(
             TimelineEntry, connection, {"incident_id", "at", "action", "to_state", "data"}
         )
+        self.checks_keys = self.postgres and _may_skip_row_key_checks(
+            connection, (self.incidents, self.entries)
+        )
 
     def write(self, rows: _Rows) -> None:
         now = timezone.now()
         columns = {**rows.incident, "created_at": now}
-        with transaction.atomic(), self.connection.cursor() as cursor:
+        with transaction.atomic(using=self.connection.alias), self.connection.cursor() as cursor:
             if self.checks_keys:
                 cursor.execute("SELECT set_config('session_replication_role', 'replica', true)")
             if self.postgres:
@@ -907,7 +915,7 @@ class _Writer:
                 # transaction must not run without them
                 cursor.execute("SELECT set_config('session_replication_role', 'origin', true)")
                 self.incidents.check_keys(cursor, columns)
-                self.entries.check_keys(cursor, entries)
+                self.entries.check_keys(cursor, entries, own={"incident_id"})
 
     def write_entries(self, cursor, n: int, columns: dict) -> None:
         """Insert the chunk's "report" timeline entries (inside the chunk's transaction)."""
@@ -926,8 +934,13 @@ class _Writer:
         return [found[e] for e in external_ids]
 
 
-def _may_skip_row_key_checks(connection) -> bool:
-    """Whether this PostgreSQL role may set session_replication_role (see _Writer)."""
+def _may_skip_row_key_checks(connection, tables: Iterable[_Table]) -> bool:
+    """Whether the writer may check the keys of `tables` itself (see _Writer): the role may
+    set session_replication_role and lock the referenced rows (UPDATE on some column, which
+    FOR KEY SHARE needs), and every trigger on the tables is PostgreSQL's own for a foreign
+    key that _Table.check_keys checks. Replica mode turns off every trigger of the writes,
+    so a table with any other (a user's trigger, the re-check of a deferrable unique
+    constraint) is left to the database, as is a foreign key the models do not declare."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('session_replication_role')")
         if cursor.fetchone()[0] != "origin":
@@ -936,7 +949,34 @@ def _may_skip_row_key_checks(connection) -> bool:
             cursor.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')")
         else:
             cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        return bool(cursor.fetchone()[0])
+        if not cursor.fetchone()[0]:
+            return False
+        for table in tables:
+            targets = {f.target_field.model._meta.db_table for f in table.key_fields()}
+            for target in sorted(targets):
+                cursor.execute("SELECT has_any_column_privilege(%s, 'UPDATE')", [target])
+                if not cursor.fetchone()[0]:
+                    return False
+            # triggers fired by inserting into the table: only foreign-key checks of
+            # columns check_keys covers (the referenced side's triggers fire on deletes and
+            # updates of this table, which the writer does not make)
+            cursor.execute(
+                """
+                SELECT c.contype, c.confrelid::regclass::text, (
+                    SELECT array_agg(a.attname::text) FROM pg_attribute a
+                    WHERE a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+                )
+                FROM pg_trigger t LEFT JOIN pg_constraint c ON c.oid = t.tgconstraint
+                WHERE t.tgrelid = %s::regclass AND t.tgenabled <> 'D'
+                    AND (t.tgtype & 4) <> 0  -- fires on INSERT
+                """,
+                [table.table],
+            )
+            covered = {(f.column, f.target_field.model._meta.db_table) for f in table.key_fields()}
+            for kind, target, columns in cursor.fetchall():
+                if kind != "f" or len(columns) != 1 or (columns[0], target) not in covered:
+                    return False
+    return True
 
 
 class _Builder:

@@ -31,9 +31,13 @@ def csv_file(tmp_path):
     return path
 
 
+def checks_keys() -> bool:
+    return importing._Writer(connection, importing._Builder.FIELDS).checks_keys
+
+
 @pytest.fixture
 def set_based():
-    if not importing._may_skip_row_key_checks(connection):
+    if not checks_keys():
         pytest.skip("this database role may not set session_replication_role")
 
 
@@ -136,13 +140,13 @@ def test_without_the_privilege_postgresql_checks_each_row(
 ):
     """A role that may not set the parameter: the writer threads leave the checks to
     PostgreSQL, which refuses the missing key at commit; good chunks are written alike."""
-    monkeypatch.setattr(importing, "_may_skip_row_key_checks", lambda connection: False)
+    monkeypatch.setattr(importing, "_may_skip_row_key_checks", lambda connection, tables: False)
     with_a_missing_unit(monkeypatch)
     with pytest.raises(IntegrityError, match="grids_unit"):
         import_incidents(csv_file, OPTIONS)
     assert Incident.objects.count() == 4 == TimelineEntry.objects.count()
     monkeypatch.undo()
-    monkeypatch.setattr(importing, "_may_skip_row_key_checks", lambda connection: False)
+    monkeypatch.setattr(importing, "_may_skip_row_key_checks", lambda connection, tables: False)
     result = import_incidents(csv_file, OPTIONS)
     assert (result.imported, result.unchanged) == (2, 4)
     assert Incident.objects.filter(unit__isnull=False).count() == 5
@@ -153,10 +157,89 @@ def test_writer_threads_check_keys_a_chunk_at_a_time(
     csv_file, small_territory, manhole, set_based, monkeypatch
 ):
     with_a_missing_unit(monkeypatch)
-    with pytest.raises(IntegrityError, match=f"{MISSING}"):
+    with pytest.raises(
+        IntegrityError, match=rf"incidents_incident\.unit_id: no grids_unit .*{MISSING}"
+    ):
         import_incidents(csv_file, OPTIONS)
     assert Incident.objects.count() == 4 == TimelineEntry.objects.count()
     monkeypatch.undo()
     result = import_incidents(csv_file, OPTIONS)
     assert (result.imported, result.unchanged) == (2, 4)
     assert Incident.objects.filter(unit__isnull=False).count() == 5
+
+
+def test_the_row_by_row_checks_are_off_for_the_chunks_writes(
+    csv_file, small_territory, manhole, set_based, monkeypatch
+):
+    """With the writer's own check taken out, a missing key gets in and PostgreSQL has no
+    check of it queued either: the chunk's writes were made in replica mode."""
+    monkeypatch.setattr(importing._Table, "check_keys", lambda *args, **kwargs: None)
+    with_a_missing_unit(monkeypatch)
+    with transaction.atomic():
+        import_incidents(csv_file, OPTIONS)
+        assert Incident.objects.filter(unit_id=MISSING).count() == 1
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # would raise for a queued check
+        transaction.set_rollback(True)
+
+
+def test_a_chunk_failing_in_replica_mode_leaves_the_checks_on(
+    csv_file, small_territory, manhole, set_based, monkeypatch
+):
+    def fails(writer, cursor, n, columns):
+        assert setting("session_replication_role") == "replica"
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(importing._Writer, "write_entries", fails)
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_incidents(csv_file, OPTIONS)
+    assert setting("session_replication_role") == "origin"
+    assert Incident.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        # a user's trigger would be skipped in replica mode
+        "CREATE FUNCTION weige_test_noop() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RETURN NEW; END $$;"
+        " CREATE TRIGGER weige_test_noop AFTER INSERT ON incidents_incident"
+        " FOR EACH ROW EXECUTE FUNCTION weige_test_noop()",
+        # so would the re-check of a deferrable unique constraint
+        "ALTER TABLE incidents_timelineentry ADD CONSTRAINT weige_test_once"
+        " UNIQUE (incident_id, action, at) DEFERRABLE",
+        # a foreign key the models do not declare would go unchecked
+        "ALTER TABLE incidents_timelineentry ADD CONSTRAINT weige_test_key"
+        " FOREIGN KEY (incident_id) REFERENCES incidents_category (id) NOT VALID",
+    ],
+)
+def test_tables_with_other_triggers_or_keys_are_left_to_the_database(
+    small_territory, set_based, ddl
+):
+    with connection.cursor() as cursor:
+        cursor.execute(ddl)
+    assert checks_keys() is False
+
+
+def test_a_role_that_may_not_lock_the_referenced_rows_is_left_to_the_database(
+    small_territory, set_based
+):
+    """FOR KEY SHARE needs UPDATE on the referenced table, which PostgreSQL's own checks do
+    not (they run as the table's owner)."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE ROLE weige_test_importer")
+        cursor.execute("GRANT SET ON PARAMETER session_replication_role TO weige_test_importer")
+        cursor.execute(
+            "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO weige_test_importer"
+        )
+        cursor.execute("SET ROLE weige_test_importer")
+    try:
+        assert checks_keys() is True
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
+            cursor.execute("REVOKE UPDATE ON grids_unit FROM weige_test_importer")
+            cursor.execute("SET ROLE weige_test_importer")
+        assert checks_keys() is False
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET ROLE")
