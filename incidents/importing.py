@@ -867,8 +867,9 @@ class _Writer:
     PostgreSQL checks foreign keys a row at a time: a query per key per row at commit (seven
     for an incident and its entry), which costs about as much as writing the rows. Where the
     database role may set ``session_replication_role`` (a superuser, or ``GRANT SET ON
-    PARAMETER session_replication_role`` on PostgreSQL 15 and later), the writer checks each
-    chunk's keys with one query per key instead (_Table.check_keys: the same existence test
+    PARAMETER session_replication_role`` on PostgreSQL 15 and later) and the tables have no
+    triggers but those checks (_may_skip_row_key_checks), the writer checks each chunk's
+    keys with one query per key instead (_Table.check_keys: the same existence test
     and the same locks) and sets the parameter to ``replica`` for the chunk's own writes, so
     that the row-by-row checks do not run. The parameter is put back before the chunk's
     transaction ends, and a failed chunk rolls it back with everything else. Elsewhere, and
