@@ -56,6 +56,23 @@ def with_a_missing_unit(monkeypatch):
     monkeypatch.setattr(importing._Builder, "build", build)
 
 
+OUR_ERROR = rf"incidents_incident\.unit_id: no grids_unit .*{MISSING}"
+
+
+def stops_at_the_missing_unit(csv_file, monkeypatch, match=OUR_ERROR):
+    """The run stops in its second chunk; the first chunk (4 rows) is in, the second is not."""
+    with_a_missing_unit(monkeypatch)
+    with pytest.raises(IntegrityError, match=match):
+        import_incidents(csv_file, OPTIONS)
+    assert Incident.objects.count() == 4 == TimelineEntry.objects.count()
+
+
+def a_rerun_completes(csv_file):
+    result = import_incidents(csv_file, OPTIONS)
+    assert (result.imported, result.unchanged) == (2, 4)
+    assert Incident.objects.filter(unit__isnull=False).count() == 5
+
+
 def other_connection():
     s = connection.settings_dict
     return psycopg.connect(
@@ -112,13 +129,7 @@ def test_keys_are_checked_a_chunk_at_a_time_and_their_rows_locked(
 def test_a_missing_key_stops_the_run_naming_it_and_its_chunk_is_not_written(
     csv_file, small_territory, manhole, set_based, monkeypatch
 ):
-    with_a_missing_unit(monkeypatch)
-    with pytest.raises(
-        IntegrityError, match=rf"incidents_incident\.unit_id: no grids_unit .*{MISSING}"
-    ):
-        import_incidents(csv_file, OPTIONS)
-    # the first chunk (4 rows) is in; the second rolled back whole
-    assert Incident.objects.count() == 4 == TimelineEntry.objects.count()
+    stops_at_the_missing_unit(csv_file, monkeypatch)
     assert setting("session_replication_role") == "origin"
 
 
@@ -141,31 +152,19 @@ def test_without_the_privilege_postgresql_checks_each_row(
     """A role that may not set the parameter: the writer threads leave the checks to
     PostgreSQL, which refuses the missing key at commit; good chunks are written alike."""
     monkeypatch.setattr(importing, "_may_skip_row_key_checks", lambda connection, tables: False)
-    with_a_missing_unit(monkeypatch)
-    with pytest.raises(IntegrityError, match="grids_unit"):
-        import_incidents(csv_file, OPTIONS)
-    assert Incident.objects.count() == 4 == TimelineEntry.objects.count()
+    stops_at_the_missing_unit(csv_file, monkeypatch, match="grids_unit")
     monkeypatch.undo()
     monkeypatch.setattr(importing, "_may_skip_row_key_checks", lambda connection, tables: False)
-    result = import_incidents(csv_file, OPTIONS)
-    assert (result.imported, result.unchanged) == (2, 4)
-    assert Incident.objects.filter(unit__isnull=False).count() == 5
+    a_rerun_completes(csv_file)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_writer_threads_check_keys_a_chunk_at_a_time(
     csv_file, small_territory, manhole, set_based, monkeypatch
 ):
-    with_a_missing_unit(monkeypatch)
-    with pytest.raises(
-        IntegrityError, match=rf"incidents_incident\.unit_id: no grids_unit .*{MISSING}"
-    ):
-        import_incidents(csv_file, OPTIONS)
-    assert Incident.objects.count() == 4 == TimelineEntry.objects.count()
+    stops_at_the_missing_unit(csv_file, monkeypatch)
     monkeypatch.undo()
-    result = import_incidents(csv_file, OPTIONS)
-    assert (result.imported, result.unchanged) == (2, 4)
-    assert Incident.objects.filter(unit__isnull=False).count() == 5
+    a_rerun_completes(csv_file)
 
 
 def test_the_row_by_row_checks_are_off_for_the_chunks_writes(
