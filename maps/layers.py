@@ -33,6 +33,7 @@ Coordinates are WGS84 unless the basemap is GCJ-02 (maps.basemaps): then every c
 of every layer, and the requested box, are GCJ-02.
 """
 
+import codecs
 import datetime
 import gzip
 import hashlib
@@ -316,7 +317,14 @@ class Answer:
     feature, every text after an RS character and before a line feed), which a browser can
     start drawing before it has parsed the whole answer. Each form and its gzip compression
     are made once, when first asked for (an answer kept for many requests is written and
-    compressed once)."""
+    compressed once).
+
+    The sequence, which only maps ask for, is written in ASCII, other characters as JSON
+    \\u escapes (json_ascii): a browser keeps a text that is all ASCII at one byte per
+    character, but one with a single Chinese name in it at two, which slows decoding,
+    splitting and parsing the answer before the first features are drawn (docs/benchmarks.md,
+    map run N). Compressed, the escapes cost a few hundred bytes of a 66 kB district answer.
+    The FeatureCollection (downloads, other clients) stays UTF-8, readable as it is."""
 
     def __init__(self, features: list[str], **members):
         self.features = features
@@ -343,12 +351,36 @@ class Answer:
                 found = feature_collection(self.features, **self.members)
             else:
                 head = feature_collection([], **self.members)
-                found = f"{RS}{head}\n" + "".join(f"{RS}{f}\n" for f in self.features)
+                found = json_ascii(f"{RS}{head}\n" + "".join(f"{RS}{f}\n" for f in self.features))
             self._made[(form, packed)] = found
         return found
 
 
 RS = "\x1e"  # the record separator that starts each text of a GeoJSON text sequence
+
+
+def _json_escapes(error: UnicodeEncodeError) -> tuple[str, int]:
+    """Codec error handler: the characters ASCII cannot encode as JSON \\uXXXX escapes
+    (UTF-16 surrogate pairs beyond the Basic Multilingual Plane)."""
+    escaped = []
+    for char in error.object[error.start : error.end]:
+        code = ord(char)
+        if code > 0xFFFF:
+            code -= 0x10000
+            escaped.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            escaped.append(f"\\u{code:04x}")
+    return "".join(escaped), error.end
+
+
+codecs.register_error("weige-json-escapes", _json_escapes)
+
+
+def json_ascii(text: str) -> str:
+    """JSON text (or texts) with every character beyond ASCII written as a \\u escape: the
+    same values, since outside strings JSON is ASCII and inside them an escape stands for its
+    character."""
+    return text.encode("ascii", "weige-json-escapes").decode("ascii")
 
 
 def units_answer(user, kind: str, view: View, code: str | None = None) -> Answer:

@@ -243,7 +243,8 @@ def test_a_map_asking_for_a_text_sequence_gets_the_same_features_as_one(admin, t
         assert response["Content-Type"] == seq_type
         assert "Accept" in response["Vary"]
         body = gzip.decompress(response.content) if encoding else response.content
-        text = body.decode()
+        text = body.decode("ascii")  # other characters as \u escapes
+        assert "\\u7f51\\u683c" in text  # 网格, in the grids' names
         assert text.startswith("\x1e") and text.endswith("\n")
         head, *features = [json.loads(t) for t in text.split("\x1e")[1:]]
         assert all(t.endswith("\n") for t in text.split("\x1e")[1:])
