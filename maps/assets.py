@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import folium
-from branca.element import CssLink, Element, JavascriptLink
+from branca.element import CssLink, Element, Figure, JavascriptLink, MacroElement
 from django.templatetags.static import static
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -153,6 +153,53 @@ def use_local_assets(
                 if name not in DROPPED_ASSETS
             ]
     return fmap
+
+
+class _Rendered(Element):
+    """Text that a folium element's macro has already rendered, kept as it is."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self._text = text
+
+    def render(self, **kwargs) -> str:
+        return self._text
+
+
+def _render_macros(self, **kwargs):
+    """branca's MacroElement.render, except that what the element's header, html and script
+    macros render goes into the page as it is. branca wraps each in an Element, which
+    compiles the text as a Jinja template and renders it again: data in a map (a unit's
+    name, an incident's text in a popup) holding "{{ … }}" or "{% … %}" would be evaluated
+    on the server, and compiling every element's script anew took most of a map page's
+    rendering time."""
+    figure = self.get_root()
+    if not isinstance(figure, Figure):
+        raise TypeError(f"{type(self).__name__} cannot be rendered outside a Figure")
+    macros = self._template.module.__dict__
+    for part in ("header", "html", "script"):
+        macro = macros.get(part)
+        if macro is not None:
+            getattr(figure, part).add_child(_Rendered(macro(self, kwargs)), name=self.get_name())
+    for element in self._children.values():
+        element.render(**kwargs)
+
+
+def _render_popup(self, **kwargs):
+    """folium.Popup.render (which renders its template itself), its output kept as it is."""
+    for element in self._children.values():
+        element.render(**kwargs)
+    figure = self.get_root()
+    if not isinstance(figure, Figure):
+        raise TypeError("a Popup cannot be rendered outside a Figure")
+    text = self._template.render(this=self, kwargs=kwargs)
+    figure.script.add_child(_Rendered(text), name=self.get_name())
+
+
+# Every folium element (Map, GeoJson, Tooltip, markers, plugins, the app's own) renders
+# through MacroElement.render, except Popup.
+MacroElement.render = _render_macros
+folium.Popup.render = _render_popup
 
 
 def _size(value) -> str:

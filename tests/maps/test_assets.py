@@ -128,3 +128,18 @@ def test_foreign_urls_tells_the_app_from_other_hosts():
         "<img src='/static/y.png'>"
     )
     assert foreign_urls(html) == ["https://cdn.example.com/a.js"]
+
+
+def test_what_a_map_shows_is_never_evaluated_as_a_template():
+    fmap = folium.Map(location=[30.6, 104.0], tiles=None)
+    name = "{{ 7*7 }} {% if true %}X{% endif %} {# c #}"
+    point = {"type": "Point", "coordinates": [104.0, 30.6]}
+    feature = {"type": "Feature", "geometry": point, "properties": {"name": name}}
+    folium.GeoJson(
+        {"type": "FeatureCollection", "features": [feature]},
+        tooltip=folium.GeoJsonTooltip(["name"]),
+    ).add_to(fmap)
+    folium.CircleMarker([30.6, 104.0], popup=folium.Popup(name), tooltip=name).add_to(fmap)
+    page = page_of(render_fragment(fmap))
+    assert page.count("{{ 7*7 }}") == 3 and "49" not in page
+    assert page.count("{% if true %}X{% endif %} {# c #}") == 3

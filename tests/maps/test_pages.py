@@ -111,6 +111,17 @@ def test_the_unit_map_shows_children_neighbours_and_staff(admin, territory, user
     )
 
 
+def test_names_on_a_map_are_shown_as_they_are_never_run_as_templates(admin, territory):
+    """folium's library (branca) would render a map element's output a second time as a
+    Jinja template, evaluating "{{ … }}" in the data on the server (maps.assets)."""
+    micro = territory["micro11"]
+    micro.name = "{{ 7*7 }}微网格{% if true %}!{% endif %}"
+    micro.save(update_fields=["name"])
+    page = admin.get(f"/maps/units/{territory['grid1'].code}/").text
+    assert micro.name in inlined_names(page)
+    assert "49微网格" not in page
+
+
 def test_everyone_else_lands_on_the_coverage_map(admin):
     assert admin.get("/maps/")["Location"] == "/maps/coverage/"
 
