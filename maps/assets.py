@@ -10,10 +10,12 @@ from the internet without a test failing. The one exception is the configured ti
 (maps.basemaps, setting WEIGE_BASEMAP): tile layers on its hosts are accepted, by
 `render_fragment` for the current basemap or by `use_local_assets(allowed_tile_hosts=…)`.
 
-`render_fragment` renders a map for a Django template as three parts: `head` (the stylesheet
-links and the map's size, for {% block head %}), `html` (the map's <div>) and `script` (the
-script links, then the map's JavaScript in a <script> element, placed after the div: at the
-end of the body the browser lays the page out while the scripts load, instead of after).
+`render_fragment` renders a map for a Django template in parts: `styles` (the page's and the
+map's stylesheets, for {% block styles %}, in place of the site's stylesheet alone), `head`
+(the map's size, for {% block head %}), `html` (the map's <div>) and `script` (the script
+links, then the map's JavaScript in a <script> element, placed after the div: at the end of
+the body the browser lays the page out while the scripts load, instead of after). Several
+stylesheets or scripts go as one file each (maps.bundles).
 folium's own page-wide styles for a stand-alone map (html and body at 100 % height without
 margins) are left out. `early` holds the requests a map's layers make before anything else
 has loaded (maps.remote.RemoteLayer with `early_bounds`), for the very top of the page's
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit
 import folium
 from branca.element import CssLink, Element, Figure, JavascriptLink, MacroElement
 from django.templatetags.static import static
+from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from folium.elements import JSCSSMixin
@@ -49,6 +52,12 @@ LOCAL_ASSETS = {
     # folium.plugins.Fullscreen
     "Control.Fullscreen.js": "vendor/leaflet.fullscreen-3.0.0/Control.FullScreen.js",
     "Control.FullScreen.css": "vendor/leaflet.fullscreen-3.0.0/Control.FullScreen.css",
+}
+# The app's own assets that map pages load (maps.remote.RemoteLayer, templates/base.html).
+PAGE_ASSETS = {
+    "site_css": "weige/site.css",
+    "weige_layers": "maps/layers.js",
+    "weige_maps_css": "maps/maps.css",
 }
 # Assets folium loads by default that the maps do without (they serve folium.Icon only).
 DROPPED_ASSETS = frozenset(
@@ -72,10 +81,11 @@ class ForeignAsset(ValueError):
 
 @dataclass(frozen=True)
 class MapFragment:
-    """A rendered map: `early` and `head` for the page head, `html` and `script` for the
-    body."""
+    """A rendered map: `early`, `styles` and `head` for the page head, `html` and `script`
+    for the body."""
 
     name: str  # the map's JavaScript variable (a global), e.g. "map_3f2a…"
+    styles: SafeString
     head: SafeString
     html: SafeString
     script: SafeString
@@ -230,13 +240,32 @@ def _check_links(header: Element) -> None:
                 child.url = _local(name, child.url, child)
 
 
+def _links(kind: str, assets: list[tuple[str, str]]) -> list[str]:
+    """<script> or stylesheet <link> elements for (name, url) assets, in order: one for
+    their bundle (maps.bundles) when there are several and every one of them is a bundled
+    file, else one each."""
+    from maps import bundles  # which imports LOCAL_ASSETS from here
+
+    if len(assets) > 1 and all(
+        bundles.bundleable(kind, name) and url == static(bundles.BUNDLED[name])
+        for name, url in assets
+    ):
+        assets = [("", bundles.url(kind, [name for name, _url in assets]))]
+    if kind == "js":
+        return [f'<script src="{escape(url)}"></script>' for _name, url in assets]
+    return [f'<link rel="stylesheet" href="{escape(url)}">' for _name, url in assets]
+
+
 def render_fragment(
-    fmap: folium.Map, allowed_tile_hosts: Collection[str] | None = None
+    fmap: folium.Map,
+    allowed_tile_hosts: Collection[str] | None = None,
+    page_styles: Collection[str] = ("site_css",),
 ) -> MapFragment:
     """Render `fmap` with local assets as a MapFragment (see the module docstring).
 
     Tile layers may use the hosts of the configured basemap (`basemaps.current()`), or of
-    `allowed_tile_hosts` if given.
+    `allowed_tile_hosts` if given. `page_styles` (names in PAGE_ASSETS) are the page's own
+    stylesheets, which go first in `styles`.
     """
     if allowed_tile_hosts is None:
         allowed_tile_hosts = basemaps.current().hosts
@@ -247,12 +276,15 @@ def render_fragment(
     header = figure.header
     _check_links(header)
     parts = []
+    styles = [(name, static(PAGE_ASSETS[name])) for name in page_styles]
     scripts = []
     for name, child in header._children.items():
         if name == "meta_http":
             continue  # the page has its own charset
         if isinstance(child, JavascriptLink):
-            scripts.append(child.render())
+            scripts.append((name, child.url))
+        elif isinstance(child, CssLink):
+            styles.append((name, child.url))
         else:
             parts.append(_embedded_header(fmap) if name == fmap.get_name() else child.render())
     html = figure.html.render()
@@ -260,8 +292,8 @@ def render_fragment(
     if not USES_JQUERY.search(script):
         # folium loads jQuery for a few of its elements (Popup, GeoJson with embed links);
         # a page whose map script does not use it is spared ~90 kB of script to run
-        scripts = [part for part in scripts if LOCAL_ASSETS["jquery"] not in part]
-    script = "\n".join([*scripts, script])
+        scripts = [(name, url) for name, url in scripts if name != "jquery"]
+    script = "\n".join([*_links("js", scripts), script])
     early = "".join(
         child.early_script(fmap.get_name())
         for child in fmap._children.values()
@@ -269,6 +301,7 @@ def render_fragment(
     )
     return MapFragment(
         fmap.get_name(),
+        styles=mark_safe("\n".join(_links("css", styles))),
         head=mark_safe("\n".join(parts)),
         html=mark_safe(html),
         script=mark_safe(script),

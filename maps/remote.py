@@ -18,6 +18,7 @@ from folium.map import Layer
 from folium.plugins import HeatMap
 from folium.template import Template
 
+from maps.assets import PAGE_ASSETS
 from maps.geometry_cache import ZOOM_BANDS
 
 STYLES = (
@@ -86,8 +87,8 @@ class RemoteLayer(JSCSSMixin, Layer):
             "early": bool(early_bounds),
         }
         self.early_bounds = early_bounds
-        self.default_js = [("weige_layers", static("maps/layers.js"))]
-        self.default_css = [("weige_maps_css", static("maps/maps.css"))]
+        self.default_js = [("weige_layers", static(PAGE_ASSETS["weige_layers"]))]
+        self.default_css = [("weige_maps_css", static(PAGE_ASSETS["weige_maps_css"]))]
         if style == "heat":
             self.default_js = [*HeatMap.default_js, *self.default_js]
 

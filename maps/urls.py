@@ -11,4 +11,5 @@ urlpatterns = [
     path("maps/workstations/", views.workstations, name="map-workstations"),
     path("maps/units/<str:code>/", views.unit, name="map-unit"),
     path("maps/layers/<str:name>.geojson", views.layer, name="map-layer"),
+    path("maps/bundle.<str:kind>", views.bundle, name="map-bundle"),
 ]

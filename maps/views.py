@@ -12,7 +12,7 @@ import re
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -30,7 +30,7 @@ from incidents.views.lists import (
     category_groups,
 )
 from incidents.workflow import State
-from maps import basemaps, district_maps, layers, selectors
+from maps import basemaps, bundles, district_maps, layers, selectors
 from maps.assets import render_fragment
 from maps.district_maps import MICROGRID_MIN_ZOOM, LayerSpec
 
@@ -118,6 +118,42 @@ def layer(request, name: str):
     except ValueError as exc:  # LayerError and the incident filters' errors
         return JsonResponse({"error": str(exc)}, status=400)
     return _layer_response(HttpResponse(body, content_type=GEOJSON), name, params)
+
+
+ACCEPTS_BROTLI = re.compile(r"\bbr\b")
+YEAR = 365 * 24 * 3600
+
+
+@require_GET
+def bundle(request, kind: str):
+    """A map page's stylesheets or scripts in one file (maps.bundles): ?f=name,name,… in
+    order; 404 for a name that is not a bundled file of this kind. With ?v= the bundle's
+    current digest the answer may be kept for a year, else (a page from before an update)
+    it is the current bundle, checked again each time. Public, as the files are."""
+    names = tuple(request.GET.get("f", "").split(","))
+    if not all(bundles.bundleable(kind, name) for name in names):
+        raise Http404(request.GET.get("f", ""))
+    found = bundles.get(kind, names)
+    etag = f'"{found.digest}"'
+    if request.headers.get("if-none-match") == etag:
+        response = HttpResponseNotModified()
+    else:
+        accepted = request.headers.get("accept-encoding", "")
+        if ACCEPTS_BROTLI.search(accepted):
+            response = HttpResponse(found.brotli, content_type=bundles.KINDS[kind])
+            response["Content-Encoding"] = "br"
+        elif ACCEPTS_GZIP.search(accepted):
+            response = HttpResponse(found.gzipped, content_type=bundles.KINDS[kind])
+            response["Content-Encoding"] = "gzip"
+        else:
+            response = HttpResponse(found.body, content_type=bundles.KINDS[kind])
+    response["ETag"] = etag
+    if request.GET.get("v") == found.digest:
+        response["Cache-Control"] = f"public, max-age={YEAR}, immutable"
+    else:
+        response["Cache-Control"] = "public, no-cache"
+    patch_vary_headers(response, ("Accept-Encoding",))
+    return response
 
 
 def _layer_response(response, name: str, params):

@@ -55,7 +55,7 @@ def serve(page, body: str, head: str = "") -> None:
 
 def serve_map(page, fmap: folium.Map) -> None:
     fragment = render_fragment(fmap)
-    serve(page, f"{fragment.html}{fragment.script}", head=fragment.head)
+    serve(page, f"{fragment.html}{fragment.script}", head=fragment.styles + fragment.head)
 
 
 def test_layer_switches_change_what_is_drawn(page_for):

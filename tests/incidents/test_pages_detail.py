@@ -15,6 +15,7 @@ from incidents.services.actions import perform
 from incidents.services.intake import IntakeError, Report, report_incident
 from incidents.workflow import State
 from maps.assets import foreign_urls
+from maps.bundles import static_files
 from tests.conftest import D2024
 from tests.incidents.test_extensions import MONDAY_9, login
 
@@ -110,7 +111,7 @@ def test_the_page_map_shows_the_point_and_its_boundaries_and_nothing_foreign(
         small_territory["micro11"].code: box(104.0, 30.605, 104.01, 30.61),
         small_territory["grid1"].code: box(104.0, 30.6, 104.01, 30.61),
     }
-    assert "/static/vendor/leaflet-1.9.3/leaflet.js" in html
+    assert "vendor/leaflet-1.9.3/leaflet.js" in static_files(html)
     assert foreign_urls(html) == []
 
 

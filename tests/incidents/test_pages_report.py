@@ -12,6 +12,7 @@ from grids.roles import DISTRICT_ADMIN, GRID_CHIEF, GRID_MEMBER, POLICE_LIAISON
 from incidents.models import Category, Incident, IncidentPhoto, TimelineEntry
 from incidents.services.intake import Report, report_incident
 from maps.assets import foreign_urls
+from maps.bundles import static_files
 from tests.incidents.test_extensions import login
 
 pytestmark = pytest.mark.django_db
@@ -91,7 +92,7 @@ def test_the_form_has_a_picker_map_and_grouped_categories(client, people, who):
     assert response.status_code == 200
     html = response.content.decode()
     assert foreign_urls(html) == []
-    assert "/static/vendor/leaflet-1.9.3/leaflet.js" in html
+    assert "vendor/leaflet-1.9.3/leaflet.js" in static_files(html)
     assert 'getElementById("id_lon")' in html and 'id="id_lon"' in html
     assert re.search(r'<optgroup label="C01 [^"]+">\s*<option value="C0101"', html)
     assert '<option value="import"' not in html  # imports use the import command

@@ -13,6 +13,7 @@ from maps.assets import (
     use_local_assets,
 )
 from maps.builders import Boundary, incident_map
+from maps.bundles import static_files
 
 SQUARE = {
     "type": "Polygon",
@@ -23,15 +24,18 @@ SQUARE = {
 
 
 def page_of(fragment) -> str:
-    return f"{fragment.head}\n{fragment.html}\n{fragment.script}"
+    return f"{fragment.styles}\n{fragment.head}\n{fragment.html}\n{fragment.script}"
 
 
 def test_rendered_map_names_no_other_host():
     fragment = render_fragment(incident_map((104.005, 30.603), [Boundary("X", "x", SQUARE)]))
     page = page_of(fragment)
     assert foreign_urls(page) == []
-    assert '<script src="/static/vendor/leaflet-1.9.3/leaflet.js">' in page
-    assert 'href="/static/vendor/leaflet-1.9.3/leaflet.css"' in page
+    assert static_files(page) == [
+        "weige/site.css",
+        "vendor/leaflet-1.9.3/leaflet.css",
+        "vendor/leaflet-1.9.3/leaflet.js",
+    ]
     # nothing in this map's script uses jQuery, so the page does not load it
     assert "$(" not in fragment.script
     assert "jquery" not in page
@@ -79,8 +83,13 @@ def test_fragment_leaves_out_folium_page_wide_styles():
     )
     assert f'id="{fmap.get_name()}"' in fragment.html
     # the scripts go with the map's own, at the end of the body: the stylesheets stay in
-    # the head, and the browser lays the page out while the scripts load
-    assert "<script src=" not in fragment.head and '<link rel="stylesheet"' in fragment.head
+    # the head, and the browser lays the page out while the scripts load; the page's and
+    # the map's stylesheets in one file (maps.bundles), its one script as it is
+    assert "<script src=" not in fragment.head + fragment.styles
+    assert fragment.styles.startswith(
+        '<link rel="stylesheet" href="/maps/bundle.css?f=site_css,leaflet_css&amp;v='
+    )
+    assert fragment.styles.count("<link") == 1 and fragment.script.count("<script src=") == 1
     assert fragment.script.startswith('<script src="/static/vendor/leaflet-1.9.3/leaflet.js">')
     assert fragment.script.endswith("</script>")
     assert fragment.script.index("leaflet.js") < fragment.script.index(
@@ -118,7 +127,7 @@ def test_popups_keep_working_on_the_vendored_jquery():
     folium.CircleMarker([30.6, 104.0], popup=folium.Popup("<b>#1</b>")).add_to(fmap)
     page = page_of(render_fragment(fmap))
     assert "$(`" in page  # folium builds popup content with jQuery
-    assert "/static/vendor/jquery-3.7.1/jquery.min.js" in page
+    assert "vendor/jquery-3.7.1/jquery.min.js" in static_files(page)
     assert foreign_urls(page) == []
 
 

@@ -9,6 +9,7 @@ from django.test import Client
 from grids.models import Workstation
 from maps import district_maps
 from maps.assets import foreign_urls, render_fragment
+from maps.bundles import static_files
 from maps.district_maps import LayerSpec
 from tests.conftest import rect
 
@@ -164,10 +165,10 @@ def test_district_map_builder_puts_remote_layers_legend_and_controls():
     assert script.count("weige.remoteLayer(") == 2
     assert "fitBounds" in script and "weige.statusControl" in script
     assert "fully staffed" in script  # the legend
-    assert "maps/maps.css" in fragment.head
-    assert '<script src="/static/maps/layers.js">' in script
-    assert "leaflet_heat.min.js" in script
-    head = fragment.head
+    assert "maps/maps.css" in static_files(fragment.styles)
+    assert "maps/layers.js" in static_files(script)
+    assert "vendor/leaflet.heat-0.2.0/leaflet_heat.min.js" in static_files(script)
+    head = fragment.styles + fragment.head
     assert foreign_urls(str(head) + str(script) + str(fragment.html)) == []
 
 

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.staticfiles import finders
 
 from maps.assets import LOCAL_ASSETS, foreign_urls, render_fragment
+from maps.bundles import static_files
 
 VENDOR = Path(__file__).resolve().parents[2] / "maps" / "static" / "vendor"
 PLUGIN_ASSETS = {
@@ -34,7 +35,7 @@ def plugin_map() -> folium.Map:
 
 
 def page_of(fragment) -> str:
-    return f"{fragment.head}\n{fragment.html}\n{fragment.script}"
+    return f"{fragment.styles}\n{fragment.head}\n{fragment.html}\n{fragment.script}"
 
 
 def test_the_plugin_assets_are_the_ones_folium_names():
@@ -48,11 +49,11 @@ def test_the_plugin_assets_are_the_ones_folium_names():
 def test_a_map_with_the_plugins_loads_everything_from_the_app():
     page = page_of(render_fragment(plugin_map(), allowed_tile_hosts=()))
     assert foreign_urls(page) == []
-    static_urls = re.findall(r"""(?:src|href)=["'](/static/[^"']+)["']""", page)
+    files = static_files(page)
     for path in PLUGIN_ASSETS.values():
-        assert f"/static/{path}" in static_urls, path
-    for url in static_urls:
-        assert finders.find(url.removeprefix("/static/")), url
+        assert path in files, path
+    for path in files:
+        assert finders.find(path), path
     # and the plugins are used by the map's script
     assert "L.markerClusterGroup(" in page
     assert "L.heatLayer(" in page
