@@ -18,8 +18,8 @@ the body the browser lays the page out while the scripts load, instead of after)
 stylesheets or scripts go as one file each (maps.bundles).
 folium's own page-wide styles for a stand-alone map (html and body at 100 % height without
 margins) are left out. `early` holds the requests a map's layers make before anything else
-has loaded (maps.remote.RemoteLayer with `early_bounds`), for the very top of the page's
-head, before any stylesheet (which would hold a script back).
+has loaded (maps.remote.RemoteLayer with `early_bounds` or `early_view`), for the very top
+of the page's head, before any stylesheet (which would hold a script back).
 """
 
 import re
@@ -297,7 +297,7 @@ def render_fragment(
     early = "".join(
         child.early_script(fmap.get_name())
         for child in fmap._children.values()
-        if getattr(child, "early_bounds", None)
+        if getattr(child, "early_bounds", None) or getattr(child, "early_view", None)
     )
     return MapFragment(
         fmap.get_name(),

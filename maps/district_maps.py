@@ -126,6 +126,7 @@ def district_map(
             overlay=spec.overlay,
             show=spec.show,
             early_bounds=bounds if spec.early and spec.show and bounds and not start else None,
+            early_view=start if spec.early and spec.show and start else None,
         ).add_to(fmap)
     Fullscreen(
         position="topleft",

@@ -46,7 +46,12 @@ class RemoteLayer(JSCSSMixin, Layer):
     map's height) and requests every feature in the user's scope at that zoom (no box:
     everything in scope lies within the bounds). layers.js takes that answer for its first
     drawing when the map opens at a zoom of the same detail band
-    (maps.geometry_cache.ZOOM_BANDS), and otherwise asks again as usual."""
+    (maps.geometry_cache.ZOOM_BANDS), and otherwise asks again as usual.
+
+    With `early_view` instead ((lat, lon, zoom), where a shared address opens the map), the
+    early request is the one layers.js would make: the box the map shows around that centre
+    at that zoom (its size guessed the same way), padded by a fifth on every side. layers.js
+    takes that answer when the map opens at that zoom and the box holds the map's view."""
 
     _template = Template(
         """
@@ -70,6 +75,7 @@ class RemoteLayer(JSCSSMixin, Layer):
         overlay: bool = True,
         show: bool = True,
         early_bounds=None,
+        early_view=None,
     ):
         if style not in STYLES:
             raise ValueError(f"unknown layer style {style!r}")
@@ -84,9 +90,10 @@ class RemoteLayer(JSCSSMixin, Layer):
             "waitFor": wait_for,
             "unitUrl": unit_url,
             "labels": {k: str(v) for k, v in labels.items()},
-            "early": bool(early_bounds),
+            "early": bool(early_bounds or early_view),
         }
         self.early_bounds = early_bounds
+        self.early_view = early_view
         self.default_js = [("weige_layers", static(PAGE_ASSETS["weige_layers"]))]
         self.default_css = [("weige_maps_css", static(PAGE_ASSETS["weige_maps_css"]))]
         if style == "heat":
@@ -98,17 +105,21 @@ class RemoteLayer(JSCSSMixin, Layer):
         height, unit = self._parent.height
         if unit != "px":
             return ""
-        (south, west), (north, east) = self.early_bounds
         facts = {
             "map": map_name,
             "name": self.js_options["name"],
             "url": self.js_options["url"],
-            "bounds": [[south, west], [north, east]],
             "height": height,
             "column": PAGE_COLUMN,
             "bands": list(ZOOM_BANDS),
             "accept": ACCEPT,
         }
+        if self.early_view:
+            lat, lon, zoom = self.early_view
+            facts["view"] = [lat, lon, zoom]
+        else:
+            (south, west), (north, east) = self.early_bounds
+            facts["bounds"] = [[south, west], [north, east]]
         # as django.utils.html.json_script does: nothing in it can end the script element
         text = json.dumps(facts).translate(_SCRIPT_SAFE)
         return EARLY_SCRIPT.replace("FACTS", text)
@@ -140,17 +151,38 @@ EARLY_SCRIPT = """<script>
         var s = Math.max(Math.min(Math.sin(lat * Math.PI / 180), 0.9999999999), -0.9999999999);
         return Math.log((1 + s) / (1 - s)) / 2;
     }
-    var dx = (f.bounds[1][1] - f.bounds[0][1]) / 360 * 256;
-    var dy = (y(f.bounds[1][0]) - y(f.bounds[0][0])) / (2 * Math.PI) * 256;
-    var zoom = Math.log(Math.min(width / dx, f.height / dy)) / Math.LN2;
-    if (!isFinite(zoom)) { return; }
-    zoom = Math.max(0, Math.min(24, Math.floor(Math.round(zoom * 100) / 100)));
-    var low = 0, high = 24;
-    for (var i = 0; i < f.bands.length; i++) {
-        if (zoom <= f.bands[i]) { high = f.bands[i]; break; }
-        low = f.bands[i] + 1;
+    var zoom, low, high, box = null, url = f.url + (f.url.indexOf("?") < 0 ? "?" : "&");
+    if (f.view) {  // the box layers.js asks for: the view padded by a fifth on every side
+        zoom = low = high = f.view[2];
+        var scale = 256 * Math.pow(2, zoom);
+        var cx = (f.view[1] + 180) / 360 * scale;
+        var cy = (0.5 - y(f.view[0]) / (2 * Math.PI)) * scale;
+        var lon = function (px) { return px / scale * 360 - 180; };
+        var lat = function (py) {
+            return (2 * Math.atan(Math.exp((0.5 - py / scale) * 2 * Math.PI)) - Math.PI / 2)
+                * 180 / Math.PI;
+        };
+        var west = lon(cx - width / 2), east = lon(cx + width / 2);
+        var north = lat(cy - f.height / 2), south = lat(cy + f.height / 2);
+        var padX = (east - west) * 0.2, padY = (north - south) * 0.2;
+        box = [south - padY, west - padX, north + padY, east + padX];
+        url += "bbox=" + [box[1], box[0], box[3], box[2]].map(function (v) {
+            return v.toFixed(6);
+        }).join(",") + "&";
+    } else {  // the zoom fitBounds will choose; everything in scope lies within the bounds
+        var dx = (f.bounds[1][1] - f.bounds[0][1]) / 360 * 256;
+        var dy = (y(f.bounds[1][0]) - y(f.bounds[0][0])) / (2 * Math.PI) * 256;
+        zoom = Math.log(Math.min(width / dx, f.height / dy)) / Math.LN2;
+        if (!isFinite(zoom)) { return; }
+        zoom = Math.max(0, Math.min(24, Math.floor(Math.round(zoom * 100) / 100)));
+        low = 0;
+        high = 24;
+        for (var i = 0; i < f.bands.length; i++) {
+            if (zoom <= f.bands[i]) { high = f.bands[i]; break; }
+            low = f.bands[i] + 1;
+        }
     }
-    var url = f.url + (f.url.indexOf("?") < 0 ? "?" : "&") + "zoom=" + zoom;
+    url += "zoom=" + zoom;
     var answer = fetch(url, {credentials: "same-origin", headers: {"Accept": f.accept}})
         .then(function (response) {  // read here, parsed by layers.js (its read())
             if (!response.ok) { throw new Error(String(response.status)); }
@@ -159,7 +191,7 @@ EARLY_SCRIPT = """<script>
         });
     answer.catch(function () {});  // layers.js asks again
     weige.early = weige.early || {};
-    weige.early[f.map + " " + f.name] = {low: low, high: high, url: url, answer: answer};
+    weige.early[f.map + " " + f.name] = {low: low, high: high, box: box, url: url, answer: answer};
 })(FACTS);
 </script>"""
 

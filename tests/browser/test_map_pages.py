@@ -2,6 +2,7 @@
 
 import datetime
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.cache import caches
@@ -217,20 +218,21 @@ def test_a_large_answer_is_drawn_in_chunks_and_a_newer_one_replaces_it(page_for,
     page.route("**/maps/layers/units.geojson?kind=grid*", answer)
     page.add_init_script(
         """window.__pathsWhenDrawn = null;
-        document.addEventListener("DOMContentLoaded", () => {
+        window.__firstChunk = null;
+        // from the start: the early answer may be drawn before DOMContentLoaded
+        const paths = () => document.querySelectorAll(".leaflet-overlay-pane path").length;
+        new MutationObserver(() => {
             const map = document.querySelector(".folium-map");
-            new MutationObserver(() => {
-                if (window.__pathsWhenDrawn === null && map.dataset.drawnGrids !== undefined) {
-                    window.__pathsWhenDrawn = map.querySelectorAll(
-                        ".leaflet-overlay-pane path").length;
-                }
-            }).observe(map, {attributes: true});
-            window.__firstChunk = null;
-            new MutationObserver(() => {
-                const n = map.querySelectorAll(".leaflet-overlay-pane path").length;
-                if (window.__firstChunk === null && n > 0) { window.__firstChunk = n; }
-            }).observe(map, {childList: true, subtree: true});
-        });"""
+            if (window.__pathsWhenDrawn === null && map.dataset.drawnGrids !== undefined) {
+                window.__pathsWhenDrawn = paths();
+            }
+        }).observe(document, {
+            attributes: true, subtree: true, attributeFilter: ["data-drawn-grids"],
+        });
+        new MutationObserver(() => {
+            const n = paths();
+            if (window.__firstChunk === null && n > 0) { window.__firstChunk = n; }
+        }).observe(document, {childList: true, subtree: true});"""
     )
     page.goto("/maps/coverage/?lat=30.605&lon=104.01&zoom=16")
     assert wait_drawn(page, "Grids", 1234) == 1234
@@ -363,6 +365,32 @@ def test_a_wrong_guess_of_the_first_zoom_costs_one_request_more(page_for, city):
     assert len(asked) == 2
     assert "bbox=" not in asked[0] and "bbox=" in asked[1]
     assert page.evaluate(f"{DRAWN}.earlyGrids") is None
+    assert_clean(page)
+
+
+def test_a_shared_view_asks_for_its_box_before_leaflet_and_draws_that(page_for, city):
+    """Opened at a centre and zoom (a shared address), the page asks at the top of its head
+    for the box layers.js would ask for, draws that answer without asking again, and keeps
+    it for moves within the box."""
+    page = page_for(city["admin"])
+    asked = layer_requests(page, "/maps/layers/units.geojson?kind=grid")
+    page.goto("/maps/coverage/?lat=30.605&lon=104.01&zoom=15")
+    assert wait_drawn(page, "Grids", 2) == 2
+    assert len(asked) == 1 and asked[0].endswith("&zoom=15")
+    assert asked[0].endswith(page.evaluate(f"{DRAWN}.earlyGrids"))
+    map_name = page.evaluate("document.querySelector('.folium-map').id")
+    asked_box = [float(v) for v in parse_qs(urlsplit(asked[0]).query)["bbox"][0].split(",")]
+    leaflet_box = page.evaluate(f"{map_name}.getBounds().pad(0.2).toBBoxString()")
+    assert asked_box == pytest.approx([float(v) for v in leaflet_box.split(",")], abs=1e-4)
+    page.evaluate(f"delete {DRAWN}.drawnGrids")
+    page.evaluate(f"{map_name}.panBy([100, 50], {{animate: false}})")
+    assert wait_drawn(page, "Grids", 2) == 2
+    assert len(asked) == 1
+    # beyond the box it asks again, by the new box
+    page.evaluate(f"delete {DRAWN}.drawnGrids")
+    page.evaluate(f"{map_name}.panBy([1500, 0], {{animate: false}})")
+    wait_drawn(page, "Grids")
+    assert len(asked) == 2 and "bbox=" in asked[1]
     assert_clean(page)
 
 

@@ -172,6 +172,16 @@ def test_district_map_builder_puts_remote_layers_legend_and_controls():
     assert foreign_urls(str(head) + str(script) + str(fragment.html)) == []
 
 
+def test_a_page_opened_at_a_view_asks_for_its_main_layer_there_first(admin, territory):
+    page = admin.get("/maps/coverage/?lat=30.605&lon=104.01&zoom=15").text
+    (early,) = early_requests(page)
+    assert early["name"] == "grids" and early["view"] == [30.605, 104.01, 15]
+    assert "bounds" not in early
+    assert [o["name"] for o in remote_layers(page) if o["early"]] == ["grids"]
+    head = page[: page.index("</head>")]
+    assert head.index("weige.early") < head.index('<link rel="stylesheet"')
+
+
 def test_remote_layer_refuses_an_unknown_style():
     from maps.remote import RemoteLayer
 
@@ -210,8 +220,7 @@ def test_a_page_fitted_to_the_scope_asks_for_its_main_layer_first(admin, territo
     assert body.rindex("<script src=") < body.index("L.map(")
 
 
-def test_a_page_opened_at_a_given_view_or_of_incidents_asks_nothing_early(admin):
-    assert early_requests(admin.get("/maps/coverage/?lat=30.605&lon=104.01&zoom=16").text) == []
+def test_a_page_of_incidents_asks_nothing_early(admin):
     assert early_requests(admin.get("/maps/hazards/").text) == []
 
 
@@ -231,7 +240,13 @@ def test_no_early_request_for_a_map_whose_height_is_relative():
             bounds, [spec], district_maps.coverage_legend(), start=(30.6, 104.0, 15)
         )
     )
-    assert opened.early == ""
+    assert "weige.early" in opened.early
+    opened_relative = render_fragment(
+        district_maps.district_map(
+            bounds, [spec], district_maps.coverage_legend(), start=(30.6, 104.0, 15), height="90%"
+        )
+    )
+    assert opened_relative.early == ""
 
 
 def test_pages_are_sent_gzip_compressed_when_the_browser_accepts_it(admin):

@@ -11,7 +11,8 @@
  *
  * With options.early, the page has already asked for the first answer before Leaflet loaded
  * (maps.remote.EARLY_SCRIPT, weige.early): the first drawing uses it when the map's zoom is
- * in the zoom range it was asked for, else (or if it failed) the layer asks as usual.
+ * in the zoom range it was asked for and, if it was asked for a box, the box holds the
+ * map's view; else (or if it failed) the layer asks as usual.
  *
  * Text from the server is escaped before it goes into popups and tooltips. Labels come from
  * the page (options.labels), translated by Django.
@@ -498,6 +499,7 @@
                 });
             };
             var early = this._takeEarly(map);
+            if (early) { box = early.bounds; }  // what the drawing covers (null: everything)
             var marked = function (data) {  // what the browser tests read
                 map.getContainer().dataset["early" + self._key()] = early.url;
                 return data;
@@ -522,6 +524,12 @@
             delete store[key];
             var zoom = map.getZoom();
             if (zoom < early.low || zoom > early.high) { return null; }
+            early.bounds = null;
+            if (early.box) {
+                early.bounds = L.latLngBounds([early.box[0], early.box[1]],
+                                              [early.box[2], early.box[3]]);
+                if (!early.bounds.contains(map.getBounds())) { return null; }
+            }
             return early;
         },
 
