@@ -27,6 +27,16 @@ def sees_everything(user) -> bool:
     return bool(getattr(user, "is_superuser", False) and user.is_active)
 
 
+def scope_key(user) -> tuple:
+    """What the user's scope is made of today, for keys of kept answers: everything (a
+    superuser), or the (id, path) of the units it starts from (none: nothing). Together
+    with the units' own state (grids.models.revision) it fixes which units `in_scope`
+    lets through."""
+    if sees_everything(user):
+        return ("everything",)
+    return tuple(sorted((unit.id, unit.path) for unit in scope_roots(user)))
+
+
 def in_scope(queryset: QuerySet, user, unit_field: str | None = None) -> QuerySet:
     """Limit `queryset` to rows whose unit is in the user's scope.
 

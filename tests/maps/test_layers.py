@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import shapely
+from django.contrib.auth.models import User
 from django.core.cache import caches
 from django.test import Client
 from django.utils import timezone
@@ -150,8 +151,11 @@ def test_a_pages_first_answer_is_kept_until_units_or_staff_change(
     reads = []
     real = layers._unit_rows
     monkeypatch.setattr(layers, "_unit_rows", lambda *a: reads.append(1) or real(*a))
+    selections = []
+    real_selected = layers._selected
+    monkeypatch.setattr(layers, "_selected", lambda *a: selections.append(1) or real_selected(*a))
     assert get(admin, "units", kind="grid", zoom=12) == first
-    assert reads == []  # kept
+    assert reads == [] and selections == []  # kept, found without reading the scope's units
     layers.forget()
     assert get(admin, "units", kind="grid", zoom=12) == first  # the same as made afresh
     assert len(reads) == 1
@@ -176,6 +180,20 @@ def test_a_pages_first_answer_is_kept_until_units_or_staff_change(
     )
     Unit.objects.filter(pk=grid2.pk).update(retired_on=D2024)
     assert set(by_code(get(admin, "units", kind="grid", zoom=12))) == {grid1.code}
+
+
+def test_a_kept_first_answer_follows_whose_staff_member_a_login_is(chief, territory):
+    """A login moved to another staff member (no unit or assignment written) has that
+    member's scope at once."""
+    grid2 = territory["grid2"]
+    assert set(by_code(get(chief, "units", kind="grid", zoom=12))) == {territory["grid1"].code}
+    user = User.objects.get(username="chief1")
+    other = StaffMember.objects.create(name="王网格长")
+    StaffAssignment.objects.create(member=other, unit=grid2, role="grid_chief", start=D2024)
+    get(chief, "units", kind="grid", zoom=12)  # kept again after that write
+    StaffMember.objects.filter(user=user).update(user=None)
+    StaffMember.objects.filter(pk=other.pk).update(user=user)
+    assert set(by_code(get(chief, "units", kind="grid", zoom=12))) == {grid2.code}
 
 
 def test_kept_answers_stay_within_their_weight_least_recently_used_dropped_first():
