@@ -3,8 +3,8 @@
 A map page needs up to four stylesheets (the site's, Leaflet's, the map controls', a
 plugin's) and three or more scripts (Leaflet, maps/layers.js, plugins). Each file is a
 request the browser starts, waits for and hands to the page in its own tasks, and the
-page's first features wait for all of them: a page asking for one stylesheet and one script
-draws its first grids sooner (docs/benchmarks.md, map run N).
+page's first features wait for all of them (what one file each saved is measured in
+docs/benchmarks.md, map run N).
 
 `url(kind, names)` is the address of the bundle of the named static files (BUNDLED: the
 vendored assets of maps.assets.LOCAL_ASSETS and the app's own), in that order, with a digest
