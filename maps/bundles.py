@@ -11,8 +11,9 @@ vendored assets of maps.assets.LOCAL_ASSETS and the app's own), in that order, w
 of their content: `/maps/bundle.js?f=leaflet,weige_layers&v=3f2a…`. The address names its
 files, so any server process can answer it; the digest changes with any file in it, so a
 browser may keep an answer for a year (`serve`). A bundle is made once per process, when
-first asked for, from the files found by django.contrib.staticfiles (the app's static
-directories), with its gzip and Brotli compressions.
+first asked for (the 32 most recently used are kept), from the files found by
+django.contrib.staticfiles (the app's static directories), with its gzip and Brotli
+compressions.
 
 Stylesheets keep their meaning in a bundle: a relative url(…) is rewritten to the file's
 static address, and an @charset rule (which must come first in a file) is dropped (the
@@ -22,11 +23,11 @@ of them may start with a "use strict" directive, which would make the scripts af
 strict too.
 """
 
+import functools
 import gzip
 import hashlib
 import posixpath
 import re
-import threading
 from dataclasses import dataclass
 
 import brotli
@@ -62,24 +63,23 @@ class Bundle:
     digest: str  # of body: part of the address, and the ETag
 
 
-_made: dict[tuple[str, tuple[str, ...]], Bundle] = {}
-_lock = threading.Lock()
-
-
 def bundleable(kind: str, name: str) -> bool:
     return kind in KINDS and BUNDLED.get(name, "").endswith("." + kind)
 
 
+def may_bundle(kind: str, names: tuple[str, ...]) -> bool:
+    """Whether `names` may make a bundle: each a bundled file of this kind, none twice."""
+    return (
+        bool(names)
+        and len(set(names)) == len(names)
+        and all(bundleable(kind, name) for name in names)
+    )
+
+
 def get(kind: str, names: tuple[str, ...]) -> Bundle:
-    """The bundle of `names` (made on first use); BundleError if one may not be bundled."""
-    key = (kind, names)
-    found = _made.get(key)
-    if found is None:
-        with _lock:
-            found = _made.get(key)
-            if found is None:
-                found = _made[key] = _make(kind, names)
-    return found
+    """The bundle of `names`; BundleError if they may not make one. The most recently used
+    bundles are kept (the pages use a handful)."""
+    return _make(kind, tuple(names))
 
 
 def url(kind: str, names) -> str:
@@ -88,13 +88,12 @@ def url(kind: str, names) -> str:
     return f"{reverse('map-bundle', args=[kind])}?f={','.join(bundle.names)}&v={bundle.digest}"
 
 
+@functools.lru_cache(maxsize=32)
 def _make(kind: str, names: tuple[str, ...]) -> Bundle:
-    if not names:
-        raise BundleError("a bundle needs at least one file")
+    if not may_bundle(kind, names):
+        raise BundleError(f"{','.join(names)!r} are not .{kind} files that may be bundled")
     parts = []
     for name in names:
-        if not bundleable(kind, name):
-            raise BundleError(f"{name!r} is not a .{kind} file that may be bundled")
         path = BUNDLED[name]
         found = finders.find(path)
         if not found:

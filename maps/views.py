@@ -127,15 +127,18 @@ YEAR = 365 * 24 * 3600
 @require_GET
 def bundle(request, kind: str):
     """A map page's stylesheets or scripts in one file (maps.bundles): ?f=name,name,… in
-    order; 404 for a name that is not a bundled file of this kind. With ?v= the bundle's
-    current digest the answer may be kept for a year, else (a page from before an update)
-    it is the current bundle, checked again each time. Public, as the files are."""
+    order; 404 unless each is a bundled file of this kind, none twice. With ?v= the
+    bundle's current digest the answer may be kept for a year, else (a page from before an
+    update) it is the current bundle, checked again each time. For logged-in users, whose
+    pages link them (making a bundle compresses it; the files in it are public anyway)."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": _("log in to load the maps' files")}, status=403)
     names = tuple(request.GET.get("f", "").split(","))
-    if not all(bundles.bundleable(kind, name) for name in names):
+    if not bundles.may_bundle(kind, names):
         raise Http404(request.GET.get("f", ""))
     found = bundles.get(kind, names)
-    etag = f'"{found.digest}"'
-    if request.headers.get("if-none-match") == etag:
+    etag = f'W/"{found.digest}"'  # the same for each compression of the bundle
+    if found.digest in request.headers.get("if-none-match", ""):
         response = HttpResponseNotModified()
     else:
         accepted = request.headers.get("accept-encoding", "")

@@ -63,7 +63,8 @@ def test_a_page_without_a_map_links_the_site_stylesheet_itself(admin):
 def test_a_bundle_is_its_files_in_order_and_kept_a_year(admin):
     page = admin.get("/maps/coverage/").text
     (address,) = loaded(page, "script")
-    client = Client()  # not logged in: public, as the static files are
+    assert Client().get(address).status_code == 403  # for logged-in users, whose pages use it
+    client = admin
     response = client.get(address)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/javascript; charset=utf-8"
@@ -74,7 +75,7 @@ def test_a_bundle_is_its_files_in_order_and_kept_a_year(admin):
     for path in COVERAGE_SCRIPTS:
         assert f"/* {path} */" in body
     digest = address.rsplit("v=", 1)[1]
-    assert response["ETag"] == f'"{digest}"'
+    assert response["ETag"] == f'W/"{digest}"'  # the same for each compression
     # compressed as the browser accepts, the same bytes once decompressed
     packed = client.get(address, HTTP_ACCEPT_ENCODING="gzip, deflate")
     assert packed["Content-Encoding"] == "gzip" and "Accept-Encoding" in packed["Vary"]
@@ -83,21 +84,22 @@ def test_a_bundle_is_its_files_in_order_and_kept_a_year(admin):
     assert packed["Content-Encoding"] == "br"
     assert brotli.decompress(packed.content) == response.content
     # a browser that has it is told it has not changed
-    again = client.get(address, HTTP_IF_NONE_MATCH=f'"{digest}"')
+    again = client.get(address, HTTP_IF_NONE_MATCH=f'W/"{digest}"')
     assert again.status_code == 304 and not again.content
 
 
-def test_a_bundle_asked_with_another_digest_is_the_current_one_checked_each_time(client, db):
-    current = client.get("/maps/bundle.js?f=leaflet,weige_layers&v=0000")
+def test_a_bundle_asked_with_another_digest_is_the_current_one_checked_each_time(admin):
+    current = admin.get("/maps/bundle.js?f=leaflet,weige_layers&v=0000")
     assert current.status_code == 200
     assert current["Cache-Control"] == "public, no-cache"
-    assert current["ETag"] == f'"{bundles.get("js", ("leaflet", "weige_layers")).digest}"'
+    assert current["ETag"] == f'W/"{bundles.get("js", ("leaflet", "weige_layers")).digest}"'
 
 
 @pytest.mark.parametrize(
     "address",
     [
         "/maps/bundle.js?f=leaflet,nothing",
+        "/maps/bundle.js?f=leaflet,weige_layers,leaflet",  # twice
         "/maps/bundle.js?f=leaflet,leaflet_css",  # a stylesheet in a script bundle
         "/maps/bundle.css?f=leaflet",
         "/maps/bundle.js?f=",
@@ -106,8 +108,8 @@ def test_a_bundle_asked_with_another_digest_is_the_current_one_checked_each_time
         "/maps/bundle.py?f=leaflet",
     ],
 )
-def test_anything_but_bundled_files_of_the_kind_is_not_found(client, db, address):
-    assert client.get(address).status_code == 404
+def test_anything_but_bundled_files_of_the_kind_is_not_found(admin, address):
+    assert admin.get(address).status_code == 404
 
 
 def test_every_bundled_file_can_be_bundled():
@@ -116,6 +118,14 @@ def test_every_bundled_file_can_be_bundled():
         assert names
         made = bundles.get(kind, names)
         assert len(made.body) > sum(len(text_of(BUNDLED[name])) for name in names) * 0.9
+
+
+def test_a_bundle_is_made_once_and_of_distinct_files():
+    made = bundles.get("js", ("leaflet", "weige_layers"))
+    assert bundles.get("js", ("leaflet", "weige_layers")) is made
+    for names in [("leaflet", "leaflet"), (), ("leaflet_css",)]:
+        with pytest.raises(BundleError, match="may be bundled"):
+            bundles.get("js", names)
 
 
 def test_a_stylesheet_keeps_its_images_in_a_bundle():
