@@ -266,6 +266,13 @@ def test_a_view_without_units_says_so(page_for, city):
     assert_clean(page)
 
 
+def regrid(page, move: str, expected: int | None = None) -> int:
+    """Run `move` (JavaScript that moves the map) and wait for the grids' next drawing."""
+    page.evaluate(f"delete {DRAWN}.drawnGrids")
+    page.evaluate(move)
+    return wait_drawn(page, "Grids", expected)
+
+
 def layer_requests(page, pattern: str) -> list[str]:
     """The URLs of the requests `page` makes whose URL contains `pattern` (filled as the
     page asks)."""
@@ -289,14 +296,10 @@ def test_the_coverage_map_draws_first_what_the_page_asked_for_before_leaflet(pag
     # the other layers still ask by box once the grids are drawn
     wait_drawn(page, "Workstations", 1)
     # the answer holds every grid in scope at this zoom: moves at this zoom ask nothing
-    page.evaluate(f"delete {DRAWN}.drawnGrids")
-    page.evaluate(f"{map_name}.panBy([900, 300], {{animate: false}})")
-    assert wait_drawn(page, "Grids", 2) == 2
+    assert regrid(page, f"{map_name}.panBy([900, 300], {{animate: false}})", 2) == 2
     assert len(asked) == 1
     # another zoom asks by box as before
-    page.evaluate(f"delete {DRAWN}.drawnGrids")
-    page.evaluate(f"{map_name}.setView([30.605, 104.01], {map_name}.getZoom() + 1)")
-    assert wait_drawn(page, "Grids") >= 1
+    assert regrid(page, f"{map_name}.setView([30.605, 104.01], {map_name}.getZoom() + 1)") >= 1
     assert len(asked) == 2 and "bbox=" in asked[1]
     assert_clean(page)
 
@@ -382,14 +385,10 @@ def test_a_shared_view_asks_for_its_box_before_leaflet_and_draws_that(page_for, 
     asked_box = [float(v) for v in parse_qs(urlsplit(asked[0]).query)["bbox"][0].split(",")]
     leaflet_box = page.evaluate(f"{map_name}.getBounds().pad(0.2).toBBoxString()")
     assert asked_box == pytest.approx([float(v) for v in leaflet_box.split(",")], abs=1e-4)
-    page.evaluate(f"delete {DRAWN}.drawnGrids")
-    page.evaluate(f"{map_name}.panBy([100, 50], {{animate: false}})")
-    assert wait_drawn(page, "Grids", 2) == 2
+    assert regrid(page, f"{map_name}.panBy([100, 50], {{animate: false}})", 2) == 2
     assert len(asked) == 1
     # beyond the box it asks again, by the new box
-    page.evaluate(f"delete {DRAWN}.drawnGrids")
-    page.evaluate(f"{map_name}.panBy([1500, 0], {{animate: false}})")
-    wait_drawn(page, "Grids")
+    regrid(page, f"{map_name}.panBy([1500, 0], {{animate: false}})")
     assert len(asked) == 2 and "bbox=" in asked[1]
     assert_clean(page)
 
