@@ -58,8 +58,14 @@ def serve_map(page, fmap: folium.Map) -> None:
     serve(page, f"{fragment.html}{fragment.script}", head=fragment.styles + fragment.head)
 
 
-def test_layer_switches_change_what_is_drawn(page_for):
-    page = page_for()
+@pytest.fixture
+def someone(django_user_model):
+    """A login: the app's map pages, and so the files they load, are for logged-in users."""
+    return django_user_model.objects.create_user(username="someone", password="pw-123456")
+
+
+def test_layer_switches_change_what_is_drawn(page_for, someone):
+    page = page_for(someone)
     serve_map(page, layered_map())
     wait_for_count(page, OVERLAY_PATHS, 3)
     assert count_markers(page) == 1 and len(map_names(page)) == 1
@@ -75,8 +81,8 @@ def test_layer_switches_change_what_is_drawn(page_for):
     assert_clean(page)
 
 
-def test_a_popup_opens_and_its_link_leads_to_the_page(page_for):
-    page = page_for()
+def test_a_popup_opens_and_its_link_leads_to_the_page(page_for, someone):
+    page = page_for(someone)
     serve_map(page, layered_map())
     wait_for_count(page, OVERLAY_PATHS, 3)
     circle = page.locator(OVERLAY_PATHS).last
