@@ -411,7 +411,7 @@ def units_answer(user, kind: str, view: View, code: str | None = None) -> Answer
             return found
     prepared, picked, units = _selected(kind, user, view, extra)
     ids = [int(prepared.unit_ids[i]) for i in picked]
-    if key is not None and prepared.state != key[3]:  # the outlines changed meanwhile
+    if key is not None and prepared.state != state:  # the outlines changed meanwhile
         key = None
     rows = _unit_rows(ids, units)
     staff = _staff(ids, day, units)
