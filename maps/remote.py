@@ -146,7 +146,7 @@ EARLY_SCRIPT = """<script>
 (function (f) {
     var weige = window.weige = window.weige || {};
     var width = Math.min(f.column.max, window.innerWidth - f.column.gutter);
-    if (!window.fetch || !(width > 0)) { return; }
+    if (!window.Promise || !(width > 0)) { return; }
     function y(lat) {
         var s = Math.max(Math.min(Math.sin(lat * Math.PI / 180), 0.9999999999), -0.9999999999);
         return Math.log((1 + s) / (1 - s)) / 2;
@@ -183,15 +183,30 @@ EARLY_SCRIPT = """<script>
         }
     }
     url += "zoom=" + zoom;
-    var answer = fetch(url, {credentials: "same-origin", headers: {"Accept": f.accept}})
-        .then(function (response) {  // read here, parsed by layers.js (its read())
-            if (!response.ok) { throw new Error(String(response.status)); }
-            var type = response.headers.get("Content-Type") || "";
-            return response.text().then(function (text) { return {type: type, text: text}; });
-        });
-    answer.catch(function () {});  // layers.js asks again
+    // XMLHttpRequest rather than fetch: its text is handed to the page as soon as the main
+    // thread is free, often before the map's script runs, where fetch's text waits for the
+    // page to be parsed; `got` holds it then, for layers.js to draw as it adds the layer
+    var early = {low: low, high: high, box: box, url: url, got: null};
+    early.answer = new Promise(function (resolve, reject) {
+        var xhr = new XMLHttpRequest();
+        xhr.open("GET", url);
+        xhr.setRequestHeader("Accept", f.accept);
+        xhr.onload = function () {  // read here, parsed by layers.js (its read())
+            if (xhr.status < 200 || xhr.status > 299) {
+                reject(new Error(String(xhr.status)));
+                return;
+            }
+            early.got = {type: xhr.getResponseHeader("Content-Type") || "", text: xhr.responseText};
+            resolve(early.got);
+        };
+        xhr.onerror = xhr.onabort = xhr.ontimeout = function () {
+            reject(new Error("no answer"));
+        };
+        xhr.send();
+    });
+    early.answer.catch(function () {});  // layers.js asks again
     weige.early = weige.early || {};
-    weige.early[f.map + " " + f.name] = {low: low, high: high, box: box, url: url, answer: answer};
+    weige.early[f.map + " " + f.name] = early;
 })(FACTS);
 </script>"""
 

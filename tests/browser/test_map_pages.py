@@ -2,6 +2,7 @@
 
 import datetime
 import json
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -256,9 +257,15 @@ def test_a_large_answer_is_drawn_in_chunks_and_a_newer_one_replaces_it(page_for,
     assert_clean(page)
 
 
-def test_a_view_without_units_says_so(page_for, city):
+@pytest.mark.parametrize("early_answer_in", [False, True])
+def test_a_view_without_units_says_so(page_for, city, early_answer_in):
+    """Also when the empty answer is drawn before the page has built its status line."""
     page = page_for(city["admin"])
-    page.goto("/maps/coverage/?lat=31.5&lon=105.0&zoom=16")  # far from the territory
+    url = "/maps/coverage/?lat=31.5&lon=105.0&zoom=16"  # far from the territory
+    if early_answer_in:
+        open_with_early_answer_in(page, url)
+    else:
+        page.goto(url)
     assert wait_drawn(page, "Grids") == 0
     status = page.locator(".weige-status")
     status.locator("[data-layer='grids']").wait_for()
@@ -279,6 +286,90 @@ def layer_requests(page, pattern: str) -> list[str]:
     seen = []
     page.on("request", lambda request: pattern in request.url and seen.append(request.url))
     return seen
+
+
+# Where and when the first path went into a map's overlay pane: whether the map's layer
+# control (built by the page's script after its layers) existed yet, and whether the page's
+# own script was still running.
+FIRST_PATH = """
+window.__firstPath = null;
+const appendOfThePage = Element.prototype.appendChild;
+Element.prototype.appendChild = function (child) {
+    const added = appendOfThePage.call(this, child);
+    if (window.__firstPath === null && child instanceof SVGPathElement
+            && this.closest(".leaflet-overlay-pane")) {
+        window.__firstPath = {
+            control: document.querySelector(".leaflet-control-layers") !== null,
+            inScript: document.currentScript !== null,
+        };
+    }
+    return added;
+};
+"""
+
+
+def open_with_early_answer_in(page, url: str) -> None:
+    """Open `url` with the page's scripts held back until its early request has its answer
+    (a slow line for scripts, a fast server): the answer is in before the map's script runs."""
+    held, released = [], []
+
+    def hold(route):
+        if released:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route(re.compile(r"/maps/bundle\.js|/static/.+\.js"), hold)
+    page.goto(url, wait_until="commit")
+    # polled: the page paints no frame while its head waits for the scripts
+    page.wait_for_function(
+        "Object.values((window.weige || {}).early || {}).some(e => e.got !== null)",
+        polling=50,
+    )
+    assert held  # the answer came first
+    released.append(True)
+    for route in held:
+        route.continue_()
+    page.wait_for_load_state("load")
+
+
+def test_an_early_answer_in_before_the_map_is_built_is_drawn_as_it_is_built(page_for, city):
+    """When the grids' early answer is in before the map's script runs, the script draws
+    the first grids as it adds the layer, before it builds the map's controls; nothing is
+    asked again and the map is complete."""
+    page = page_for(city["admin"])
+    page.add_init_script(FIRST_PATH)
+    asked = layer_requests(page, "/maps/layers/units.geojson?kind=grid")
+    open_with_early_answer_in(page, "/maps/coverage/")
+    assert page.evaluate("window.__firstPath") == {"control": False, "inScript": True}
+    assert wait_drawn(page, "Grids", 2) == 2
+    assert len(asked) == 1 and asked[0].endswith(page.evaluate(f"{DRAWN}.earlyGrids"))
+    assert page.locator(".leaflet-control-layers input").count() == 5
+    wait_drawn(page, "Workstations", 1)
+    # nothing left saying "loading" for the grids
+    assert page.locator(".weige-status [data-layer='grids']").count() == 0
+    assert_clean(page)
+
+
+def test_an_early_answer_still_on_its_way_is_drawn_once_the_map_is_built(page_for, city):
+    """The other way round (the answer held back until the page has loaded): the grids are
+    drawn after the page's script, from the same answer."""
+    page = page_for(city["admin"])
+    page.add_init_script(FIRST_PATH)
+    held = []
+
+    def hold(route):
+        held.append(route)
+
+    page.route("**/maps/layers/units.geojson?kind=grid&zoom=*", hold)
+    page.goto("/maps/coverage/")
+    assert held and page.evaluate("window.__firstPath") is None
+    for route in held:
+        route.continue_()
+    assert wait_drawn(page, "Grids", 2) == 2
+    assert page.evaluate("window.__firstPath") == {"control": True, "inScript": False}
+    assert page.evaluate(f"{DRAWN}.earlyGrids")
+    assert_clean(page)
 
 
 def test_the_coverage_map_draws_first_what_the_page_asked_for_before_leaflet(page_for, city):
@@ -394,11 +485,18 @@ def test_a_shared_view_asks_for_its_box_before_leaflet_and_draws_that(page_for, 
 
 
 @pytest.mark.parametrize(
-    ("status", "content_type", "body"),
-    [(500, "text/plain", ""), (200, "application/geo+json-seq", '\x1e{"type": "Featu')],
+    ("status", "content_type", "body", "early_answer_in"),
+    [
+        (500, "text/plain", "", False),
+        (200, "application/geo+json-seq", '\x1e{"type": "Featu', False),
+        (200, "application/geo+json-seq", '\x1e{"type": "Featu', True),
+    ],
 )
-def test_a_failed_early_request_is_asked_again(page_for, city, status, content_type, body):
-    """A refused early request, or an answer that cannot be read, is asked again by box."""
+def test_a_failed_early_request_is_asked_again(
+    page_for, city, status, content_type, body, early_answer_in
+):
+    """A refused early request, or an answer that cannot be read (also when it is in before
+    the map is built), is asked again by box."""
     page = page_for(city["admin"])
     failed = []
 
@@ -410,7 +508,10 @@ def test_a_failed_early_request_is_asked_again(page_for, city, status, content_t
             route.continue_()
 
     page.route("**/maps/layers/units.geojson?kind=grid*", fail_once)
-    page.goto("/maps/coverage/")
+    if early_answer_in:
+        open_with_early_answer_in(page, "/maps/coverage/")
+    else:
+        page.goto("/maps/coverage/")
     assert wait_drawn(page, "Grids", 2) == 2
     assert len(failed) == 1
     # the refused answer, its body left unread

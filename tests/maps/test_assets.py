@@ -82,19 +82,19 @@ def test_fragment_leaves_out_folium_page_wide_styles():
         fragment.head
     )
     assert f'id="{fmap.get_name()}"' in fragment.html
-    # the scripts go with the map's own, at the end of the body: the stylesheets stay in
-    # the head, and the browser lays the page out while the scripts load; the page's and
-    # the map's stylesheets in one file (maps.bundles), its one script as it is
-    assert "<script src=" not in fragment.head + fragment.styles
+    # the scripts load in the head, after the map's Leaflet switches (which Leaflet reads
+    # as it loads), so the page is laid out once, with the map; the page's and the map's
+    # stylesheets in one file (maps.bundles), its one script as it is; the body has the
+    # map's own script alone
+    assert "<script src=" not in fragment.styles + fragment.script
     assert fragment.styles.startswith(
         '<link rel="stylesheet" href="/maps/bundle.css?f=site_css,leaflet_css&amp;v='
     )
-    assert fragment.styles.count("<link") == 1 and fragment.script.count("<script src=") == 1
-    assert fragment.script.startswith('<script src="/static/vendor/leaflet-1.9.3/leaflet.js">')
-    assert fragment.script.endswith("</script>")
-    assert fragment.script.index("leaflet.js") < fragment.script.index(
-        f"var {fmap.get_name()} = L.map("
-    )
+    assert fragment.styles.count("<link") == 1 and fragment.head.count("<script src=") == 1
+    assert fragment.head.endswith('<script src="/static/vendor/leaflet-1.9.3/leaflet.js"></script>')
+    assert fragment.head.index("L_NO_TOUCH = false") < fragment.head.index("leaflet.js")
+    assert fragment.script.startswith("<script>\n") and fragment.script.endswith("</script>")
+    assert f"var {fmap.get_name()} = L.map(" in fragment.script
 
 
 def test_a_tile_layer_on_another_host_is_refused():

@@ -166,9 +166,9 @@ def test_district_map_builder_puts_remote_layers_legend_and_controls():
     assert "fitBounds" in script and "weige.statusControl" in script
     assert "fully staffed" in script  # the legend
     assert "maps/maps.css" in static_files(fragment.styles)
-    assert "maps/layers.js" in static_files(script)
-    assert "vendor/leaflet.heat-0.2.0/leaflet_heat.min.js" in static_files(script)
     head = fragment.styles + fragment.head
+    assert "maps/layers.js" in static_files(fragment.head)
+    assert "vendor/leaflet.heat-0.2.0/leaflet_heat.min.js" in static_files(fragment.head)
     assert foreign_urls(str(head) + str(script) + str(fragment.html)) == []
 
 
@@ -212,12 +212,12 @@ def test_a_page_fitted_to_the_scope_asks_for_its_main_layer_first(admin, territo
     # before every stylesheet and script of the page: nothing holds it back
     head = page[: page.index("</head>")]
     assert head.index("weige.early") < head.index('<link rel="stylesheet"')
-    assert "<script src=" not in head
-    # the map's scripts come at the end of the body, after what the page shows, so that the
-    # browser lays out the page while they load, and before the map's own script
+    assert head.index("weige.early") < head.index("<script src=")
+    # the map's scripts load in the head, so the page is laid out once, when the map's own
+    # script (after the map's div) builds the map
     body = page[page.index("<body>") :]
-    assert body.index('class="district-map"') < body.index("<script src=")
-    assert body.rindex("<script src=") < body.index("L.map(")
+    assert "<script src=" not in body
+    assert body.index('class="district-map"') < body.index("L.map(")
 
 
 def test_a_page_of_incidents_asks_nothing_early(admin):

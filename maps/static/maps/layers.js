@@ -12,7 +12,9 @@
  * With options.early, the page has already asked for the first answer before Leaflet loaded
  * (maps.remote.EARLY_SCRIPT, weige.early): the first drawing uses it when the map's zoom is
  * in the zoom range it was asked for and, if it was asked for a box, the box holds the
- * map's view; else (or if it failed) the layer asks as usual.
+ * map's view; else (or if it failed) the layer asks as usual. When that answer is in by the
+ * time the layer is added to a map that has its view, the first chunk is drawn right away,
+ * while the page's script is still building the map: the first features show with the map.
  *
  * Text from the server is escaped before it goes into popups and tooltips. Labels come from
  * the page (options.labels), translated by Django.
@@ -362,7 +364,11 @@
 
     // ---- the status line ------------------------------------------------------------------
 
+    // Each layer's line is kept on the map too, for a status control added after the layer
+    // has said something (a layer drawn while the page's script is still building the map).
     function status(map, name, text) {
+        map._weigeStatus = map._weigeStatus || {};
+        map._weigeStatus[name] = text;
         var box = map.getContainer().querySelector(".weige-status");
         if (!box) { return; }
         var line = box.querySelector('[data-layer="' + name + '"]');
@@ -418,6 +424,13 @@
             // fetches go once the map has been still for a moment.
             if (!this._fetched) {
                 if (this._queued) { return; }
+                if (map._loaded && this._earlyIn(map)) {
+                    // the early answer is in and the map has its view: drawn now, so the
+                    // first features show with the map, before the page's script goes on
+                    this._fetched = true;
+                    this._refresh();
+                    return;
+                }
                 this._queued = true;
                 Promise.resolve().then(function () {
                     self._queued = false;
@@ -505,21 +518,37 @@
                 return data;
             };
             var fromEarly = function (got) { return read(got.type, got.text); };
+            var draw = function (data) {
+                if (seq !== self._seq || !self._onMap) { return; }
+                self._draw(data, {zoom: zoom, box: box});
+            };
+            var failed = function () {
+                if (seq === self._seq && self._onMap) { status(map, o.name, o.labels.failed); }
+            };
+            if (early && early.got) {  // in already: drawn at once
+                var data = null;
+                try { data = marked(fromEarly(early.got)); } catch (e) { data = null; }
+                if (data) { draw(data); return; }
+                early = null;
+            }
             (early ? early.answer.then(fromEarly).then(marked, ask) : ask())
-                .then(function (data) {
-                    if (seq !== self._seq || !self._onMap) { return; }
-                    self._draw(data, {zoom: zoom, box: box});
-                })
-                .catch(function () {
-                    if (seq === self._seq && self._onMap) { status(map, o.name, o.labels.failed); }
-                });
+                .then(draw)
+                .catch(failed);
         },
+
+        // True when the page's early request for this layer has its answer in.
+        _earlyIn: function (map) {
+            var early = this._options.early && (weige.early || {})[this._earlyKey(map)];
+            return Boolean(early && early.got);
+        },
+
+        _earlyKey: function (map) { return map.getContainer().id + " " + this._options.name; },
 
         // The answer the page asked for before Leaflet loaded, if it fits the current view;
         // taken once (later moves ask as usual).
         _takeEarly: function (map) {
             var o = this._options, store = weige.early || {};
-            var key = map.getContainer().id + " " + o.name, early = store[key];
+            var key = this._earlyKey(map), early = store[key];
             if (!o.early || !early) { return null; }
             delete store[key];
             var zoom = map.getZoom();
@@ -534,9 +563,9 @@
         },
 
         // Large answers are added CHUNK features per animation frame (FIRST_CHUNK in the
-        // first frame of the first drawing): the first ones show at once and the page stays responsive. The previous
-        // drawing stays until the first chunk is in; data-drawn-<name> and "weige:drawn"
-        // come after the last.
+        // first frame of the first drawing): the first ones show at once and the page stays
+        // responsive. The previous drawing stays until the first chunk is in;
+        // data-drawn-<name> and "weige:drawn" come after the last.
         _draw: function (data, asked) {
             var map = this._onMap, o = this._options, self = this, seq = this._seq;
             this._have = null;  // until this drawing is complete
@@ -602,6 +631,9 @@
             L.DomEvent.disableClickPropagation(div);
             return div;
         };
-        return control.addTo(map);
+        control.addTo(map);
+        var said = map._weigeStatus || {};
+        Object.keys(said).forEach(function (name) { status(map, name, said[name]); });
+        return control;
     };
 })();
