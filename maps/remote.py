@@ -9,6 +9,7 @@ they hold.
 """
 
 import json
+import math
 from html import escape
 
 from branca.element import MacroElement
@@ -51,7 +52,13 @@ class RemoteLayer(JSCSSMixin, Layer):
     With `early_view` instead ((lat, lon, zoom), where a shared address opens the map), the
     early request is the one layers.js would make: the box the map shows around that centre
     at that zoom (its size guessed the same way), padded by a fifth on every side. layers.js
-    takes that answer when the map opens at that zoom and the box holds the map's view."""
+    takes that answer when the map opens at that zoom and the box holds the map's view.
+
+    Either way the head also preloads the request for a window wide enough to give the
+    content column its full width (`early_request`), so the browser sends it as it reads the
+    head, before the script runs; the script's request, the same in such a window, is
+    answered from the preload. The units layer's text sequence is asked for by address
+    (format=geojson-seq), as a preload cannot choose its Accept header."""
 
     _template = Template(
         """
@@ -100,19 +107,22 @@ class RemoteLayer(JSCSSMixin, Layer):
             self.default_js = [*HeatMap.default_js, *self.default_js]
 
     def early_script(self, map_name: str) -> str:
-        """The <script> that sends this layer's first request (see the class docstring);
-        "" for a map whose height is not in pixels."""
+        """The <script> that sends this layer's first request (see the class docstring),
+        after a preload of that request for a window as wide as the content column gets
+        (see `early_request`); "" for a map whose height is not in pixels."""
         height, unit = self._parent.height
         if unit != "px":
             return ""
+        url = self.js_options["url"]
+        if self.js_options["style"] == "units":  # the text sequence, asked for by address
+            url += ("&" if "?" in url else "?") + "format=geojson-seq"
         facts = {
             "map": map_name,
             "name": self.js_options["name"],
-            "url": self.js_options["url"],
+            "url": url,
             "height": height,
             "column": PAGE_COLUMN,
             "bands": list(ZOOM_BANDS),
-            "accept": ACCEPT,
         }
         if self.early_view:
             lat, lon, zoom = self.early_view
@@ -120,14 +130,18 @@ class RemoteLayer(JSCSSMixin, Layer):
         else:
             (south, west), (north, east) = self.early_bounds
             facts["bounds"] = [[south, west], [north, east]]
+        wide = early_request(facts, PAGE_COLUMN["max"])
+        if wide is None:
+            return ""  # bounds of no size: the layer asks as usual
+        facts["wide"] = wide
         # as django.utils.html.json_script does: nothing in it can end the script element
         text = json.dumps(facts).translate(_SCRIPT_SAFE)
-        return EARLY_SCRIPT.replace("FACTS", text)
+        preload = (
+            f'<link rel="preload" as="fetch" crossorigin="anonymous" href="{escape(wide["url"])}"'
+            f' media="(min-width: {PAGE_COLUMN["max"] + PAGE_COLUMN["gutter"]}px)">\n'
+        )
+        return preload + EARLY_SCRIPT.replace("FACTS", text)
 
-
-# What the layers ask for (layers.js sends the same): a GeoJSON text sequence where the
-# layer has one (maps.views.layer), else GeoJSON.
-ACCEPT = "application/geo+json-seq, application/geo+json;q=0.9, application/json;q=0.8"
 
 _SCRIPT_SAFE = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
 
@@ -137,6 +151,62 @@ _SCRIPT_SAFE = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
 # and the guess is approximate anyway: at the top of the head the window's width still
 # includes a vertical scrollbar the page may later need.
 PAGE_COLUMN = {"max": 1100, "gutter": 48}
+
+
+def _mercator_y(lat: float) -> float:
+    s = max(min(math.sin(lat * math.pi / 180), 0.9999999999), -0.9999999999)
+    return math.log((1 + s) / (1 - s)) / 2
+
+
+def early_request(facts: dict, width: float) -> dict | None:
+    """The early request EARLY_SCRIPT makes for a map `width` pixels wide, as {"url", "zoom",
+    "low", "high", "box"}; None when the bounds have no size.
+
+    The page's head holds a preload of the request for a window wide enough for the content
+    column's full width (a media query), so the browser asks for it as soon as it reads the
+    head, before any script has run; the script takes this request as it is when the map is
+    that wide, and the preloaded answer is then its answer. Computed as the script computes
+    it (Leaflet 1.9's fitBounds without padding at zoomSnap 1, or the box around a view
+    padded by a fifth on every side, in spherical Mercator).
+    """
+    url = facts["url"] + ("&" if "?" in facts["url"] else "?")
+    height = facts["height"]
+    box = None
+    if "view" in facts:
+        lat, lon, zoom = facts["view"]
+        low = high = zoom
+        scale = 256 * 2**zoom
+        cx = (lon + 180) / 360 * scale
+        cy = (0.5 - _mercator_y(lat) / (2 * math.pi)) * scale
+
+        def to_lon(px):
+            return px / scale * 360 - 180
+
+        def to_lat(py):
+            angle = 2 * math.atan(math.exp((0.5 - py / scale) * 2 * math.pi)) - math.pi / 2
+            return angle * 180 / math.pi
+
+        west, east = to_lon(cx - width / 2), to_lon(cx + width / 2)
+        north, south = to_lat(cy - height / 2), to_lat(cy + height / 2)
+        pad_x, pad_y = (east - west) * 0.2, (north - south) * 0.2
+        box = [south - pad_y, west - pad_x, north + pad_y, east + pad_x]
+        url += "bbox=" + ",".join(f"{v:.6f}" for v in (box[1], box[0], box[3], box[2])) + "&"
+    else:
+        (south, west), (north, east) = facts["bounds"]
+        dx = (east - west) / 360 * 256
+        dy = (_mercator_y(north) - _mercator_y(south)) / (2 * math.pi) * 256
+        if dx <= 0 or dy <= 0:
+            return None
+        zoom = math.log(min(width / dx, height / dy)) / math.log(2)
+        zoom = max(0, min(24, math.floor(math.floor(zoom * 100 + 0.5) / 100)))
+        low, high = 0, 24
+        for band in facts["bands"]:
+            if zoom <= band:
+                high = band
+                break
+            low = band + 1
+    return {"url": f"{url}zoom={zoom}", "zoom": zoom, "low": low, "high": high, "box": box}
+
 
 # Runs at the top of the page's head, before any stylesheet or script has loaded, so it
 # cannot measure the map: it takes the map's width from the window and the content column,
@@ -152,7 +222,13 @@ EARLY_SCRIPT = """<script>
         return Math.log((1 + s) / (1 - s)) / 2;
     }
     var zoom, low, high, box = null, url = f.url + (f.url.indexOf("?") < 0 ? "?" : "&");
-    if (f.view) {  // the box layers.js asks for: the view padded by a fifth on every side
+    if (width === f.column.max) {  // the request the head preloads (maps.remote.early_request)
+        zoom = f.wide.zoom;
+        low = f.wide.low;
+        high = f.wide.high;
+        box = f.wide.box;
+        url = f.wide.url;
+    } else if (f.view) {  // the box layers.js asks for: the view padded by a fifth on every side
         zoom = low = high = f.view[2];
         var scale = 256 * Math.pow(2, zoom);
         var cx = (f.view[1] + 180) / 360 * scale;
@@ -168,7 +244,7 @@ EARLY_SCRIPT = """<script>
         box = [south - padY, west - padX, north + padY, east + padX];
         url += "bbox=" + [box[1], box[0], box[3], box[2]].map(function (v) {
             return v.toFixed(6);
-        }).join(",") + "&";
+        }).join(",") + "&zoom=" + zoom;
     } else {  // the zoom fitBounds will choose; everything in scope lies within the bounds
         var dx = (f.bounds[1][1] - f.bounds[0][1]) / 360 * 256;
         var dy = (y(f.bounds[1][0]) - y(f.bounds[0][0])) / (2 * Math.PI) * 256;
@@ -181,16 +257,16 @@ EARLY_SCRIPT = """<script>
             if (zoom <= f.bands[i]) { high = f.bands[i]; break; }
             low = f.bands[i] + 1;
         }
+        url += "zoom=" + zoom;
     }
-    url += "zoom=" + zoom;
     // XMLHttpRequest rather than fetch: its text is handed to the page as soon as the main
     // thread is free, often before the map's script runs, where fetch's text waits for the
-    // page to be parsed; `got` holds it then, for layers.js to draw as it adds the layer
+    // page to be parsed; `got` holds it then, for layers.js to draw as it adds the layer.
+    // When the request is the head's preload, the browser answers it from the preload.
     var early = {low: low, high: high, box: box, url: url, got: null};
     early.answer = new Promise(function (resolve, reject) {
         var xhr = new XMLHttpRequest();
         xhr.open("GET", url);
-        xhr.setRequestHeader("Accept", f.accept);
         xhr.onload = function () {  // read here, parsed by layers.js (its read())
             if (xhr.status < 200 || xhr.status > 299) {
                 reject(new Error(String(xhr.status)));

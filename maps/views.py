@@ -86,9 +86,14 @@ def layer(request, name: str):
                 user, params.get("kind") or "grid", view, params.get("code")
             )
             # a map asks for a text sequence (it draws the first features before it has
-            # read the rest); downloads and other clients get a FeatureCollection
+            # read the rest), by its Accept header or, where it cannot choose the header
+            # (a preload), by format=geojson-seq; downloads and other clients get a
+            # FeatureCollection
             form, content_type = "text", GEOJSON
-            if request.get_preferred_type(ANSWER_TYPES) == GEOJSON_SEQ:
+            if (
+                params.get("format") == "geojson-seq"
+                or request.get_preferred_type(ANSWER_TYPES) == GEOJSON_SEQ
+            ):
                 form, content_type = "sequence", GEOJSON_SEQ
             if ACCEPTS_GZIP.search(request.headers.get("accept-encoding", "")):
                 # compressed once for an answer kept for many requests (GZipMiddleware

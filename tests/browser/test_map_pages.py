@@ -13,6 +13,7 @@ from grids.models import Role, StaffAssignment, StaffMember, Workstation
 from incidents.models import Category, Incident
 from incidents.services.intake import Report, report_incident
 from maps import layers
+from maps.remote import early_request
 from tests.browser.helpers import (
     OVERLAY_PATHS,
     assert_clean,
@@ -361,7 +362,7 @@ def test_an_early_answer_still_on_its_way_is_drawn_once_the_map_is_built(page_fo
     def hold(route):
         held.append(route)
 
-    page.route("**/maps/layers/units.geojson?kind=grid&zoom=*", hold)
+    page.route("**/maps/layers/units.geojson?kind=grid&format=geojson-seq&zoom=*", hold)
     page.goto("/maps/coverage/")
     assert held and page.evaluate("window.__firstPath") is None
     for route in held:
@@ -428,10 +429,14 @@ def test_a_small_move_keeps_the_drawing_and_an_open_popup(page_for, city):
     """A view asked for by box: a pan within the padded box asks nothing and keeps an open
     popup (a popup near the edge pans the map to show itself); a pan out of it asks again."""
     page = page_for(city["admin"])
-    asked = layer_requests(page, "/maps/layers/units.geojson?kind=grid&bbox=")
+    grids = layer_requests(page, "/maps/layers/units.geojson?kind=grid")
+
+    def asked():  # the boxes asked for (a popup asks for its grid's facts by code)
+        return [url for url in grids if "bbox=" in url]
+
     page.goto("/maps/coverage/?lat=30.605&lon=104.01&zoom=16")
     assert wait_drawn(page, "Grids", 2) == 2
-    assert len(asked) == 1
+    assert len(asked()) == 1
     map_name = page.evaluate("document.querySelector('.folium-map').id")
     popup = open_popup(page.locator(f"{OVERLAY_PATHS}[fill='#2e7d32']"))
     popup.get_by_text("李网格长").wait_for()
@@ -439,19 +444,73 @@ def test_a_small_move_keeps_the_drawing_and_an_open_popup(page_for, city):
     page.evaluate(f"{map_name}.panBy([0, 120], {{animate: false}})")  # a fifth is 200 px
     assert wait_drawn(page, "Grids", 2) == 2
     page.wait_for_timeout(300)  # a request would have gone by now (60 ms after the move)
-    assert len(asked) == 1
+    assert len(asked()) == 1
     assert popup.is_visible() and city["grid1"].name in popup.inner_text()
     page.evaluate(f"delete {DRAWN}.drawnGrids")
     page.evaluate(f"{map_name}.panBy([0, 600], {{animate: false}})")
     assert wait_drawn(page, "Grids") >= 0
-    assert len(asked) == 2
+    assert len(asked()) == 2
+    assert_clean(page)
+
+
+def early_facts(page) -> dict:
+    """The facts of the page's early request (maps.remote.EARLY_SCRIPT)."""
+    (facts,) = re.findall(r"\}\)\((\{.*?\})\);\n</script>", page.content())
+    return json.loads(facts)
+
+
+@pytest.mark.parametrize(
+    "url", ["/maps/coverage/", "/maps/coverage/?lat=30.605&lon=104.01&zoom=15"]
+)
+def test_the_early_request_is_the_heads_preload(page_for, city, url):
+    """In a window that gives the content column its full width, the early request is the
+    one the head preloads: asked for once, as the head is read, and drawn from."""
+    page = page_for(city["admin"], viewport={"width": 1280, "height": 800})
+    asked = layer_requests(page, "/maps/layers/units.geojson?kind=grid")
+    page.goto(url)
+    assert wait_drawn(page, "Grids", 2) == 2
+    wide = early_facts(page)["wide"]["url"]
+    assert [urlsplit(a)._replace(scheme="", netloc="").geturl() for a in asked] == [wide]
+    assert page.evaluate(f"{DRAWN}.earlyGrids") == wide
+    loads = page.evaluate(
+        "u => performance.getEntriesByType('resource')"
+        ".filter(e => e.name.endsWith(u)).map(e => e.initiatorType)",
+        wide,
+    )
+    assert loads == ["link"]
+    assert_clean(page)
+
+
+@pytest.mark.parametrize(
+    "url", ["/maps/coverage/", "/maps/coverage/?lat=30.605&lon=104.01&zoom=15"]
+)
+def test_a_narrower_window_asks_for_what_the_server_computes_for_its_width(page_for, city, url):
+    """Too narrow for the preload, the page computes its early request in the browser: the
+    same request maps.remote.early_request computes for that width (so the two agree on
+    the preload's), and draws its answer."""
+    page = page_for(city["admin"], viewport={"width": 1000, "height": 800})
+    asked = layer_requests(page, "/maps/layers/units.geojson?kind=grid")
+    page.goto(url)
+    assert wait_drawn(page, "Grids", 2) == 2
+    facts = early_facts(page)
+    width = page.evaluate("window.innerWidth") - facts["column"]["gutter"]
+    expected = early_request(facts, width)["url"]
+    assert [urlsplit(a)._replace(scheme="", netloc="").geturl() for a in asked] == [expected]
+    assert page.evaluate(f"{DRAWN}.earlyGrids") == expected
+    loads = page.evaluate(
+        "u => performance.getEntriesByType('resource')"
+        ".filter(e => e.name.endsWith(u)).map(e => e.initiatorType)",
+        expected,
+    )
+    assert loads == ["xmlhttprequest"]
     assert_clean(page)
 
 
 def test_a_wrong_guess_of_the_first_zoom_costs_one_request_more(page_for, city):
     """A window that says it is 150 px wide: the early request is for a zoom in another
-    detail band than the map opens at, so the layer asks again for its box."""
-    page = page_for(city["admin"])
+    detail band than the map opens at, so the layer asks again for its box. (The window is
+    too narrow for the head's preload, which is for the content column's full width.)"""
+    page = page_for(city["admin"], viewport={"width": 1000, "height": 800})
     page.add_init_script("Object.defineProperty(window, 'innerWidth', {get: () => 150});")
     asked = layer_requests(page, "/maps/layers/units.geojson?kind=grid")
     page.goto("/maps/coverage/")
@@ -515,4 +574,10 @@ def test_a_failed_early_request_is_asked_again(
     assert wait_drawn(page, "Grids", 2) == 2
     assert len(failed) == 1
     # the refused answer, its body left unread
-    assert_clean(page, allow=[r"status of 500", r"kind=grid&zoom=\d+: (HTTP 500|net::ERR_ABORTED)"])
+    assert_clean(
+        page,
+        allow=[
+            r"status of 500",
+            r"kind=grid&format=geojson-seq&zoom=\d+: (HTTP 500|net::ERR_ABORTED)",
+        ],
+    )

@@ -272,6 +272,14 @@ def test_a_map_asking_for_a_text_sequence_gets_the_same_features_as_one(admin, t
         response = admin.get("/maps/layers/units.geojson", params, HTTP_ACCEPT=other)
         assert response["Content-Type"] == "application/geo+json"
         assert response.content == whole.content
+    # by address, whatever the Accept header (a preload's is */*)
+    sequence = admin.get("/maps/layers/units.geojson", {**params}, HTTP_ACCEPT=accept).content
+    for other in ("*/*", "application/geo+json", ""):
+        response = admin.get(
+            "/maps/layers/units.geojson", {**params, "format": "geojson-seq"}, HTTP_ACCEPT=other
+        )
+        assert response["Content-Type"] == seq_type
+        assert response.content == sequence
 
 
 def test_a_kept_first_answer_follows_the_staff_day_and_the_setting(

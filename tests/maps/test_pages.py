@@ -2,6 +2,7 @@
 
 import json
 import re
+from html import escape
 
 import pytest
 from django.test import Client
@@ -11,6 +12,7 @@ from maps import district_maps
 from maps.assets import foreign_urls, render_fragment
 from maps.bundles import static_files
 from maps.district_maps import LayerSpec
+from maps.remote import early_request
 from tests.conftest import rect
 
 
@@ -177,6 +179,15 @@ def test_a_page_opened_at_a_view_asks_for_its_main_layer_there_first(admin, terr
     (early,) = early_requests(page)
     assert early["name"] == "grids" and early["view"] == [30.605, 104.01, 15]
     assert "bounds" not in early
+    wide = early["wide"]
+    assert wide["zoom"] == wide["low"] == wide["high"] == 15
+    assert f'href="{escape(wide["url"])}"' in page
+    # the box around the view for a map 1,100 px wide and 600 high, padded by a fifth
+    south, west, north, east = wide["box"]
+    assert south < 30.605 < north and west < 104.01 < east
+    assert (east - west) * 256 * 2**15 / 360 == pytest.approx(1100 * 1.4)
+    bbox = ",".join(f"{v:.6f}" for v in (west, south, east, north))
+    assert wide["url"] == f"{early['url']}&bbox={bbox}&zoom=15"
     assert [o["name"] for o in remote_layers(page) if o["early"]] == ["grids"]
     head = page[: page.index("</head>")]
     assert head.index("weige.early") < head.index('<link rel="stylesheet"')
@@ -202,7 +213,9 @@ def test_a_page_fitted_to_the_scope_asks_for_its_main_layer_first(admin, territo
     page = admin.get(url).text
     (early,) = early_requests(page)
     layer = next(o for o in remote_layers(page) if o["name"] == main)
-    assert early["name"] == main and early["url"] == layer["url"]
+    # the units layer's text sequence is asked for by address (a preload sends no Accept)
+    wanted = layer["url"] + ("&format=geojson-seq" if main == "grids" else "")
+    assert early["name"] == main and early["url"] == wanted
     assert layer["early"] is True
     assert [o["name"] for o in remote_layers(page) if o["early"]] == [main]
     assert early["height"] == 600 and early["bands"] == [10, 12, 14, 16]
@@ -213,6 +226,14 @@ def test_a_page_fitted_to_the_scope_asks_for_its_main_layer_first(admin, territo
     head = page[: page.index("</head>")]
     assert head.index("weige.early") < head.index('<link rel="stylesheet"')
     assert head.index("weige.early") < head.index("<script src=")
+    # preloaded for a window that gives the content column its full width, first of all
+    wide = early["wide"]
+    assert wide == early_request(early, 1100)
+    assert re.fullmatch(re.escape(early["url"]) + r"[?&]zoom=\d+", wide["url"])
+    assert head.index(
+        f'<link rel="preload" as="fetch" crossorigin="anonymous" href="{escape(wide["url"])}"'
+        ' media="(min-width: 1148px)">'
+    ) < head.index("weige.early")
     # the map's scripts load in the head, so the page is laid out once, when the map's own
     # script (after the map's div) builds the map
     body = page[page.index("<body>") :]
