@@ -195,9 +195,10 @@ def early_request(facts: dict, width: float) -> dict | None:
         (south, west), (north, east) = facts["bounds"]
         dx = (east - west) / 360 * 256
         dy = (_mercator_y(north) - _mercator_y(south)) / (2 * math.pi) * 256
-        if dx <= 0 or dy <= 0:
+        scale = min(width / dx if dx else math.inf, height / dy if dy else math.inf)
+        if not 0 < scale < math.inf:  # no size (the script sends nothing either)
             return None
-        zoom = math.log(min(width / dx, height / dy)) / math.log(2)
+        zoom = math.log(scale) / math.log(2)
         zoom = max(0, min(24, math.floor(math.floor(zoom * 100 + 0.5) / 100)))
         low, high = 0, 24
         for band in facts["bands"]:

@@ -528,8 +528,13 @@
             if (early && early.got) {  // in already: drawn at once
                 var data = null;
                 try { data = marked(fromEarly(early.got)); } catch (e) { data = null; }
-                if (data) { draw(data); return; }
-                early = null;
+                if (data) {
+                    // as a failure in a promise below: said in the status line, and the
+                    // page's script goes on building the map
+                    try { draw(data); } catch (e) { failed(); }
+                    return;
+                }
+                early = null;  // unreadable: asked again
             }
             (early ? early.answer.then(fromEarly).then(marked, ask) : ask())
                 .then(draw)
