@@ -20,8 +20,9 @@ again for the map (which cost a map page about 20 ms before its first features).
 stylesheets or scripts go as one file each (maps.bundles).
 folium's own page-wide styles for a stand-alone map (html and body at 100 % height without
 margins) are left out. `early` holds the requests a map's layers make before anything else
-has loaded (maps.remote.RemoteLayer with `early_bounds` or `early_view`), for the very top
-of the page's head, before any stylesheet (which would hold a script back).
+has loaded (maps.remote.RemoteLayer with `early_bounds` or `early_view`: a preload and the
+script that asks), for the very top of the page's head, before any stylesheet (which would
+hold a script back).
 """
 
 import re
