@@ -459,9 +459,22 @@ def early_facts(page) -> dict:
     return json.loads(facts)
 
 
-@pytest.mark.parametrize(
-    "url", ["/maps/coverage/", "/maps/coverage/?lat=30.605&lon=104.01&zoom=15"]
-)
+EARLY_PAGES = ["/maps/coverage/", "/maps/coverage/?lat=30.605&lon=104.01&zoom=15"]
+
+
+def early_loads(page, asked: list[str], url: str) -> tuple[list[str], list[str]]:
+    """The paths of the grid requests in `asked`, and how the page loaded `url` (the
+    initiator of each of its resource timing entries: "link" for a preload)."""
+    paths = [urlsplit(a)._replace(scheme="", netloc="").geturl() for a in asked]
+    initiators = page.evaluate(
+        "u => performance.getEntriesByType('resource')"
+        ".filter(e => e.name.endsWith(u)).map(e => e.initiatorType)",
+        url,
+    )
+    return paths, initiators
+
+
+@pytest.mark.parametrize("url", EARLY_PAGES)
 def test_the_early_request_is_the_heads_preload(page_for, city, url):
     """In a window that gives the content column its full width, the early request is the
     one the head preloads: asked for once, as the head is read, and drawn from."""
@@ -470,20 +483,12 @@ def test_the_early_request_is_the_heads_preload(page_for, city, url):
     page.goto(url)
     assert wait_drawn(page, "Grids", 2) == 2
     wide = early_facts(page)["wide"]["url"]
-    assert [urlsplit(a)._replace(scheme="", netloc="").geturl() for a in asked] == [wide]
+    assert early_loads(page, asked, wide) == ([wide], ["link"])
     assert page.evaluate(f"{DRAWN}.earlyGrids") == wide
-    loads = page.evaluate(
-        "u => performance.getEntriesByType('resource')"
-        ".filter(e => e.name.endsWith(u)).map(e => e.initiatorType)",
-        wide,
-    )
-    assert loads == ["link"]
     assert_clean(page)
 
 
-@pytest.mark.parametrize(
-    "url", ["/maps/coverage/", "/maps/coverage/?lat=30.605&lon=104.01&zoom=15"]
-)
+@pytest.mark.parametrize("url", EARLY_PAGES)
 def test_a_narrower_window_asks_for_what_the_server_computes_for_its_width(page_for, city, url):
     """Too narrow for the preload, the page computes its early request in the browser: the
     same request maps.remote.early_request computes for that width (so the two agree on
@@ -495,14 +500,8 @@ def test_a_narrower_window_asks_for_what_the_server_computes_for_its_width(page_
     facts = early_facts(page)
     width = page.evaluate("window.innerWidth") - facts["column"]["gutter"]
     expected = early_request(facts, width)["url"]
-    assert [urlsplit(a)._replace(scheme="", netloc="").geturl() for a in asked] == [expected]
+    assert early_loads(page, asked, expected) == ([expected], ["xmlhttprequest"])
     assert page.evaluate(f"{DRAWN}.earlyGrids") == expected
-    loads = page.evaluate(
-        "u => performance.getEntriesByType('resource')"
-        ".filter(e => e.name.endsWith(u)).map(e => e.initiatorType)",
-        expected,
-    )
-    assert loads == ["xmlhttprequest"]
     assert_clean(page)
 
 
