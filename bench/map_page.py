@@ -10,6 +10,8 @@ compressed as the browser accepts, as in production), and Chromium
 browser context with an empty cache:
 
 - ours, district zoom: /maps/coverage/ as it opens (fitted to the district, grids drawn);
+  in English (Chromium's default language) and, as "ours_district_zh", in Chinese (the
+  browser asking for zh-CN, as the app's users' browsers do);
 - ours, community zoom: /maps/coverage/?lat=…&lon=…&zoom=15 on one community, then the
   "micro-grids" choice in the layer control (what a planner looks at);
 - the floor: a page that loads the app's Leaflet and draws one micro-grid as soon as its
@@ -39,6 +41,7 @@ JSON under bench/results/.
 """
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -214,9 +217,16 @@ def wait_ready(url: str, seconds: float = 60) -> None:
 
 
 def measure(
-    browser, base: str, path: str, cookies, after=None, wait_for=None, network=None
+    browser,
+    base: str,
+    path: str,
+    cookies,
+    after=None,
+    wait_for=None,
+    network=None,
+    locale: str | None = None,
 ) -> dict:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, locale=locale)
     if cookies:
         context.add_cookies(cookies)
     context.add_init_script(FIRST_PATH_SCRIPT)
@@ -385,8 +395,16 @@ def main() -> None:
                 return " && ".join(parts)
 
             overlays = ("Problems", "Courtyards", "Workstations")
+            # (path, after loading, done when, the browser's language: Chromium's default
+            # asks for English; the app's users read Chinese)
             scenarios = {
                 "ours_district": ("/maps/coverage/", None, drawn("Grids", *overlays)),
+                "ours_district_zh": (
+                    "/maps/coverage/",
+                    None,
+                    drawn("Grids", *overlays),
+                    "zh-CN",
+                ),
                 "ours_community": (
                     f"/maps/coverage/?lat={lat:.6f}&lon={lon:.6f}&zoom=15",
                     choose_microgrids,
@@ -398,17 +416,20 @@ def main() -> None:
                 "ours_hazards_district": ("/maps/hazards/", None, drawn("Incidents")),
             }
             for network_name, network in NETWORKS.items():
-                for name, (path, after, wait_for) in scenarios.items():
+                for name, (path, after, wait_for, *language) in scenarios.items():
+                    locale = language[0] if language else None
+
+                    load = functools.partial(
+                        measure, browser, base, path, cookies, after, wait_for, network, locale
+                    )
+
                     # the first load after start: each server process prepares its caches
-                    cold = measure(browser, base, path, cookies, after, wait_for, network)
+                    cold = load()
                     # untimed: the first load may have reached one server process only, and
                     # the runs measure processes that are all ready
                     for _ in range(args.workers):
-                        measure(browser, base, path, cookies, after, wait_for, network)
-                    runs = [
-                        measure(browser, base, path, cookies, after, wait_for, network)
-                        for _ in range(args.runs)
-                    ]
+                        load()
+                    runs = [load() for _ in range(args.runs)]
                     results["pages"].setdefault(network_name, {})[name] = {
                         "path": path,
                         "cold": cold,
@@ -430,7 +451,7 @@ def main() -> None:
         for baseline in ("naive", "naive_gzip"):
             naive = pages[baseline]
             suffix = "" if baseline == "naive" else "_gzip"
-            for name in ("ours_district", "ours_community", "leaflet_floor"):
+            for name in ("ours_district", "ours_district_zh", "ours_community", "leaflet_floor"):
                 page = pages[name]
                 page[f"bytes_vs_naive{suffix}"] = round(page["bytes"] / naive["bytes"], 4)
                 page[f"time_vs_naive{suffix}"] = round(
